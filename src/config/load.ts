@@ -1,0 +1,96 @@
+import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import { ruleProblems } from '../policy/validate.js';
+import { substituteEnv, type Env } from './env.js';
+import { configSchema, type Config } from './schema.js';
+
+/** One problem in a configuration file, located by its path (`entra.tenants[0]`). */
+export interface ConfigProblem {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** Thrown when a configuration cannot be used; lists every problem at once. */
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: readonly ConfigProblem[],
+  ) {
+    super(`${source}: invalid configuration\n${problems.map((p) => `  - ${p.path}: ${p.message}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out === '' ? String(part) : `.${String(part)}`;
+  }
+  return out === '' ? '(root)' : out;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/** Validates an already-parsed configuration object. */
+export function validateConfig(data: unknown, source = 'config'): Config {
+  const result = configSchema.safeParse(data);
+  if (!result.success) {
+    throw new ConfigError(
+      source,
+      result.error.issues.map((issue) => {
+        const keys = issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
+        return { path: formatPath(issue.path), message: issue.message + keys };
+      }),
+    );
+  }
+  // Cross-rule checks (duplicate names, unknown tenants, unreachable rules): src/policy/validate.ts.
+  const problems: ConfigProblem[] = ruleProblems(result.data);
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return deepFreeze(result.data);
+}
+
+export interface ParseOptions {
+  /** Variables for `${NAME}` substitution; default `process.env`. */
+  readonly env?: Env;
+}
+
+/** Parses YAML text, substitutes `${ENV}` references (src/config/env.ts), validates. */
+export function parseConfig(text: string, source = 'config', options: ParseOptions = {}): Config {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      source,
+      doc.errors.map((e) => ({ path: `line ${e.linePos?.[0]?.line ?? '?'}`, message: e.message.split('\n')[0] ?? e.message })),
+    );
+  }
+  const substituted = substituteEnv(doc.toJS(), options.env ?? process.env);
+  if (substituted.problems.length === 0) return validateConfig(substituted.value, source);
+  // Report everything at once: the substitution problems, then the schema's problems elsewhere
+  // (a value left unsubstituted would only repeat its own problem at the same path).
+  const envPaths = new Set(substituted.problems.map((p) => p.path));
+  let rest: readonly ConfigProblem[] = [];
+  try {
+    validateConfig(substituted.value, source);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    rest = err.problems.filter((p) => !envPaths.has(p.path));
+  }
+  throw new ConfigError(source, [...substituted.problems, ...rest]);
+}
+
+export async function loadConfigFile(path: string, options: ParseOptions = {}): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(path, [{ path: '(file)', message: (err as Error).message }]);
+  }
+  return parseConfig(text, path, options);
+}

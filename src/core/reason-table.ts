@@ -1,0 +1,14 @@
+import { GrpcCode, REASONS, type ReasonCode } from './reasons.js';
+
+const GRPC_NAMES: Record<number, string> = Object.fromEntries(Object.entries(GrpcCode).map(([name, code]) => [code, name]));
+
+/** The reason-code table as Markdown rows, for docs/reason-codes.md (kept in sync by a test). */
+export function reasonTableMarkdown(): string {
+  const rows = (Object.keys(REASONS) as ReasonCode[]).map((code) => {
+    const r = REASONS[code];
+    const challenge = r.challenge ? (r.bearerError ? `\`Bearer …, error="${r.bearerError}"\`` : '`Bearer realm=…, authorization_uri=…`') : '—';
+    const status = r.grpcCode === GrpcCode.UNAVAILABLE ? 'RPC fails: UNAVAILABLE (14)' : `${r.httpStatus}`;
+    return `| \`${code}\` | ${status} | ${GRPC_NAMES[r.grpcCode]} (${r.grpcCode}) | ${challenge} | ${r.message} |`;
+  });
+  return ['| Code | HTTP status | CheckResponse gRPC status | WWW-Authenticate | Message in the body |', '| --- | --- | --- | --- | --- |', ...rows].join('\n');
+}

@@ -1,0 +1,105 @@
+import type { Decision } from './decision.js';
+import { reasonInfo, type GrpcCode } from './reasons.js';
+
+/** Values dynamic metadata may hold (a protobuf Struct). */
+export type MetadataValue = string | number | boolean | readonly string[];
+export type Metadata = Readonly<Record<string, MetadataValue>>;
+
+/** What Envoy should do, independent of the protobuf shape (the server adapter builds that). */
+export type ResponsePlan =
+  | {
+      readonly kind: 'allow';
+      /** Set on the upstream request, each with OVERWRITE_IF_EXISTS_OR_ADD. */
+      readonly setHeaders: readonly (readonly [string, string])[];
+      /** Removed from the upstream request (client-sent identity headers we do not overwrite). */
+      readonly removeHeaders: readonly string[];
+      readonly metadata: Metadata;
+    }
+  | {
+      readonly kind: 'deny';
+      readonly grpcCode: GrpcCode;
+      readonly httpStatus: number;
+      readonly headers: readonly (readonly [string, string])[];
+      readonly body: string;
+      readonly metadata: Metadata;
+    }
+  | { readonly kind: 'unavailable'; readonly message: string };
+
+export interface ResponseSettings {
+  readonly identityHeaders: {
+    readonly oid: string;
+    readonly tid: string;
+    readonly appId: string;
+    readonly roles: string;
+    readonly scopes: string;
+    readonly tokenType: string;
+    readonly decisionId: string;
+  };
+  readonly tokenHeader: string;
+  readonly removeTokenHeader: boolean;
+  readonly realm: string;
+  /**
+   * Header set upstream on a dry-run allow, with the would-be reason code (`response.dryRunHeader`);
+   * removed from every other allowed request so a client cannot send its own.
+   */
+  readonly dryRunHeader?: string | undefined;
+  /** `authorization_uri` in challenges, e.g. https://login.microsoftonline.com/{tenant}/oauth2/authorize. */
+  readonly authorizationUri: string;
+}
+
+function metadataOf(decision: Decision): Record<string, MetadataValue> {
+  const m: Record<string, MetadataValue> = { decision_id: decision.id, reason: decision.reason };
+  if (decision.rule !== undefined) m['rule'] = decision.rule;
+  if (decision.dryRun !== undefined) m['dry_run_would_deny'] = decision.dryRun.wouldDeny;
+  const id = decision.identity;
+  if (id) {
+    m['oid'] = id.oid;
+    m['tid'] = id.tid;
+    m['app_id'] = id.appId;
+    m['token_type'] = id.type;
+    m['token_version'] = id.version;
+    m['roles'] = id.roles;
+    m['scopes'] = id.scopes;
+  }
+  return m;
+}
+
+/** Builds a WWW-Authenticate value; every parameter is a fixed string, so no quoting issues. */
+function challenge(settings: ResponseSettings, error: string | null, description: string): string {
+  const params = [`realm="${settings.realm}"`, `authorization_uri="${settings.authorizationUri}"`];
+  if (error !== null) params.push(`error="${error}"`, `error_description="${description}"`);
+  return `Bearer ${params.join(', ')}`;
+}
+
+export function planResponse(decision: Decision, settings: ResponseSettings): ResponsePlan {
+  const info = reasonInfo(decision.reason);
+  if (decision.kind === 'unavailable') return { kind: 'unavailable', message: decision.reason };
+
+  const h = settings.identityHeaders;
+  if (decision.kind === 'allow') {
+    const id = decision.identity;
+    const values: [string, string][] = [[h.decisionId, decision.id]];
+    if (id) {
+      values.push([h.oid, id.oid], [h.tid, id.tid], [h.appId, id.appId], [h.tokenType, id.type]);
+      values.push([h.roles, id.roles.join(',')], [h.scopes, id.scopes.join(' ')]);
+    }
+    // Empty values are not sent; the header is removed instead so a client-sent copy never survives.
+    const setHeaders = values.filter(([, v]) => v !== '');
+    const set = new Set(setHeaders.map(([k]) => k));
+    const removeHeaders = [h.oid, h.tid, h.appId, h.roles, h.scopes, h.tokenType, h.decisionId].filter((k) => !set.has(k));
+    if (settings.dryRunHeader !== undefined) {
+      if (decision.dryRun !== undefined) setHeaders.push([settings.dryRunHeader, decision.dryRun.wouldDeny]);
+      else removeHeaders.push(settings.dryRunHeader);
+    }
+    if (settings.removeTokenHeader && decision.identity) removeHeaders.push(settings.tokenHeader);
+    return { kind: 'allow', setHeaders, removeHeaders: [...new Set(removeHeaders)], metadata: metadataOf(decision) };
+  }
+
+  const headers: [string, string][] = [
+    ['content-type', 'application/json'],
+    [h.decisionId, decision.id],
+  ];
+  if (info.challenge) headers.push(['www-authenticate', challenge(settings, info.bearerError, info.message)]);
+  const body = JSON.stringify({ error: decision.reason, message: info.message, decision_id: decision.id });
+  return { kind: 'deny', grpcCode: info.grpcCode, httpStatus: info.httpStatus, headers, body, metadata: metadataOf(decision) };
+}

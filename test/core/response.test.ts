@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import type { Decision } from '../../src/core/decision.js';
+import type { TokenIdentity } from '../../src/core/identity.js';
+import { planResponse, type ResponseSettings } from '../../src/core/response.js';
+
+const settings: ResponseSettings = {
+  identityHeaders: {
+    oid: 'x-entra-oid',
+    tid: 'x-entra-tid',
+    appId: 'x-entra-app-id',
+    roles: 'x-entra-roles',
+    scopes: 'x-entra-scopes',
+    tokenType: 'x-entra-token-type',
+    decisionId: 'x-entra-decision-id',
+  },
+  tokenHeader: 'authorization',
+  removeTokenHeader: false,
+  realm: 'orders-api',
+  authorizationUri: 'https://login.microsoftonline.com/tenant/oauth2/authorize',
+};
+
+const identity: TokenIdentity = {
+  version: '2.0',
+  type: 'app',
+  oid: 'oid-1',
+  sub: 'oid-1',
+  tid: 'tid-1',
+  appId: 'app-1',
+  appAuth: '1',
+  issuer: 'iss',
+  audience: 'aud',
+  roles: ['Orders.Read', 'Orders.Write'],
+  scopes: [],
+  uti: 'uti-1',
+  tokenHash: 'hash',
+  expiresAt: 0,
+  boundCertificateThumbprint: undefined,
+};
+
+const allow: Decision = { kind: 'allow', id: 'd-1', reason: 'allowed', rule: 'orders', identity, detail: '' };
+
+describe('planResponse', () => {
+  it('sets identity headers on an allow and removes client-sent copies of those left empty', () => {
+    const plan = planResponse(allow, settings);
+    expect(plan.kind).toBe('allow');
+    if (plan.kind !== 'allow') return;
+    expect(Object.fromEntries(plan.setHeaders)).toEqual({
+      'x-entra-decision-id': 'd-1',
+      'x-entra-oid': 'oid-1',
+      'x-entra-tid': 'tid-1',
+      'x-entra-app-id': 'app-1',
+      'x-entra-token-type': 'app',
+      'x-entra-roles': 'Orders.Read,Orders.Write',
+    });
+    // An app token has no scopes: the header is removed so a client cannot inject one.
+    expect(plan.removeHeaders).toEqual(['x-entra-scopes']);
+    expect(plan.metadata).toMatchObject({ decision_id: 'd-1', rule: 'orders', oid: 'oid-1', app_id: 'app-1' });
+  });
+
+  it('removes the token header after verification when configured', () => {
+    const plan = planResponse(allow, { ...settings, removeTokenHeader: true });
+    expect(plan.kind === 'allow' && plan.removeHeaders).toContain('authorization');
+  });
+
+  it('answers a missing token with 401 and a bare Bearer challenge naming the authority', () => {
+    const plan = planResponse({ kind: 'deny', id: 'd-2', reason: 'token_missing', rule: undefined, identity: undefined, detail: 'x' }, settings);
+    expect(plan).toMatchObject({ kind: 'deny', httpStatus: 401, grpcCode: 16 });
+    if (plan.kind !== 'deny') return;
+    const headers = Object.fromEntries(plan.headers);
+    expect(headers['www-authenticate']).toBe(
+      'Bearer realm="orders-api", authorization_uri="https://login.microsoftonline.com/tenant/oauth2/authorize"',
+    );
+    expect(JSON.parse(plan.body)).toEqual({ error: 'token_missing', message: 'an access token is required', decision_id: 'd-2' });
+  });
+
+  it('answers an expired token with 401 invalid_token and never the internal detail', () => {
+    const plan = planResponse(
+      { kind: 'deny', id: 'd-3', reason: 'token_expired', rule: undefined, identity: undefined, detail: 'exp 123 secret-ish detail' },
+      settings,
+    );
+    if (plan.kind !== 'deny') throw new Error('expected deny');
+    expect(Object.fromEntries(plan.headers)['www-authenticate']).toContain('error="invalid_token"');
+    expect(plan.body).not.toContain('secret-ish');
+  });
+
+  it('answers a missing role with 403 insufficient_scope', () => {
+    const plan = planResponse({ kind: 'deny', id: 'd-4', reason: 'missing_role', rule: 'r', identity, detail: '' }, settings);
+    expect(plan).toMatchObject({ kind: 'deny', httpStatus: 403, grpcCode: 7 });
+    if (plan.kind !== 'deny') return;
+    expect(Object.fromEntries(plan.headers)['www-authenticate']).toContain('error="insufficient_scope"');
+  });
+
+  it('turns unreachable signing keys into an RPC failure, not a deny', () => {
+    const plan = planResponse({ kind: 'unavailable', id: 'd-5', reason: 'keys_unavailable', rule: undefined, identity: undefined, detail: '' }, settings);
+    expect(plan.kind).toBe('unavailable');
+  });
+});

@@ -1,0 +1,168 @@
+import { createRequire } from 'node:module';
+import { credentials, loadPackageDefinition, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { validateConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
+import { envoyCheckRequest, type CheckRequestOptions } from '../../src/cli/check.js';
+import { DEMO, startEntraEmulator, type EntraEmulator } from '../../src/dev/emulator.js';
+import { startApp, type AppDeps, type RunningApp } from '../../src/server/app.js';
+import { silentLogger } from '../../src/server/logger.js';
+import { createAuthorizationClient, type AuthorizationClient } from '../../src/server/protos.js';
+
+/** A controllable clock shared by the server and the emulator. */
+export interface FakeClock {
+  now(): number;
+  advance(ms: number): void;
+}
+
+export function fakeClock(start = Date.UTC(2026, 10, 26, 12, 0, 0)): FakeClock {
+  let t = start;
+  return { now: () => t, advance: (ms) => void (t += ms) };
+}
+
+export type CheckResult =
+  | { kind: 'response'; response: CheckResponse }
+  | { kind: 'error'; code: number; details: string };
+
+export interface CheckResponse {
+  status?: { code?: number; message?: string };
+  ok_response?: { headers?: HeaderOption[]; headers_to_remove?: string[] };
+  denied_response?: { status?: { code?: string | number }; headers?: HeaderOption[]; body?: string };
+  dynamic_metadata?: { fields?: Record<string, { stringValue?: string; listValue?: { values?: { stringValue?: string }[] } }> };
+}
+export interface HeaderOption {
+  header?: { key?: string; value?: string };
+  append_action?: string;
+}
+
+export function headerMap(list: HeaderOption[] | undefined): Record<string, string> {
+  return Object.fromEntries((list ?? []).map((h) => [h.header?.key ?? '', h.header?.value ?? '']));
+}
+
+export interface Harness {
+  readonly emulator: EntraEmulator;
+  readonly app: RunningApp;
+  readonly config: Config;
+  readonly clock: FakeClock;
+  readonly client: AuthorizationClient;
+  /** Sends a raw CheckRequest object. */
+  sendRaw(request: unknown): Promise<CheckResult>;
+  /** Sends an Envoy-shaped CheckRequest. */
+  check(opts?: CheckRequestOptions): Promise<CheckResult>;
+  health(service?: string): Promise<string>;
+  /** Resolves once the server reports SERVING (keys loaded). */
+  waitServing(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  readonly entra?: Record<string, unknown>;
+  readonly rules?: unknown[];
+  readonly response?: Record<string, unknown>;
+  readonly emulatorDown?: boolean;
+  readonly deps?: Partial<AppDeps>;
+}
+
+export function harnessConfig(emulatorUrl: string, opts: HarnessOptions = {}): Config {
+  return validateConfig({
+    server: { listen: '127.0.0.1:0', shutdownGraceSeconds: 2 },
+    entra: {
+      authority: emulatorUrl,
+      tenants: [DEMO.tenantId],
+      audiences: [DEMO.api.identifierUri, DEMO.api.appId],
+      ...opts.entra,
+    },
+    rules: opts.rules ?? [
+      { name: 'orders-write', match: { contextExtensions: { policy: 'orders-write' } }, require: { roles: { anyOf: ['Orders.Write'] } } },
+      { name: 'orders-read', require: { roles: { anyOf: ['Orders.Read', 'Orders.Write'] } } },
+    ],
+    ...(opts.response ? { response: opts.response } : {}),
+  });
+}
+
+function healthClient(address: string): { Check(req: unknown, cb: (err: ServiceError | null, res?: { status?: string }) => void): void; close(): void } {
+  const require = createRequire(import.meta.url);
+  const proto = require.resolve('grpc-health-check/proto/health/v1/health.proto');
+  const def = loadSync(proto, { keepCase: true, enums: String });
+  const pkg = loadPackageDefinition(def) as unknown as {
+    grpc: { health: { v1: { Health: new (address: string, creds: ChannelCredentials) => ReturnType<typeof healthClient> } } };
+  };
+  return new pkg.grpc.health.v1.Health(address, credentials.createInsecure());
+}
+
+export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
+  const clock = fakeClock();
+  const emulator = await startEntraEmulator({ now: clock.now });
+  if (opts.emulatorDown) emulator.setAvailable(false);
+  const config = harnessConfig(emulator.url, opts);
+  const app = await startApp(config, { log: silentLogger(), now: clock.now, ...opts.deps });
+  const client = createAuthorizationClient(app.address, credentials.createInsecure());
+  const health = healthClient(app.address);
+
+  const sendRaw = (request: unknown): Promise<CheckResult> =>
+    new Promise((resolve) => {
+      client.Check(request, (err, res) => {
+        if (err) resolve({ kind: 'error', code: err.code, details: err.details });
+        else resolve({ kind: 'response', response: (res ?? {}) as CheckResponse });
+      });
+    });
+
+  const healthStatus = (service = ''): Promise<string> =>
+    new Promise((resolve, reject) => {
+      health.Check({ service }, (err, res) => (err ? reject(err) : resolve(res?.status ?? 'UNKNOWN')));
+    });
+
+  return {
+    emulator,
+    app,
+    config,
+    clock,
+    client,
+    sendRaw,
+    check: (o) => sendRaw(envoyCheckRequest(o)),
+    health: healthStatus,
+    async waitServing() {
+      const deadline = Date.now() + 10_000;
+      while ((await healthStatus()) !== 'SERVING') {
+        if (Date.now() > deadline) throw new Error('server never became SERVING');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
+    async close() {
+      client.close();
+      health.close();
+      await app.close(500);
+      await emulator.close();
+    },
+  };
+}
+
+/** Asserts a deny and returns its reason, HTTP status and headers. */
+export function denial(result: CheckResult): { reason: string; grpcCode: number; httpStatus: unknown; headers: Record<string, string>; body: Record<string, unknown> } {
+  if (result.kind !== 'response') throw new Error(`expected a deny, got RPC error ${result.code} ${result.details}`);
+  const r = result.response;
+  if (!r.denied_response) throw new Error(`expected a deny, got ${JSON.stringify(r)}`);
+  return {
+    reason: r.status?.message ?? '',
+    grpcCode: r.status?.code ?? 0,
+    httpStatus: r.denied_response.status?.code,
+    headers: headerMap(r.denied_response.headers),
+    body: JSON.parse(r.denied_response.body ?? '{}') as Record<string, unknown>,
+  };
+}
+
+/** Asserts an allow and returns the upstream header changes and metadata. */
+export function allowance(result: CheckResult): { headers: Record<string, string>; appendActions: string[]; remove: string[]; metadata: Record<string, unknown> } {
+  if (result.kind !== 'response') throw new Error(`expected an allow, got RPC error ${result.code} ${result.details}`);
+  const r = result.response;
+  if (!r.ok_response || r.status?.code) throw new Error(`expected an allow, got ${JSON.stringify(r)}`);
+  const fields = r.dynamic_metadata?.fields ?? {};
+  return {
+    headers: headerMap(r.ok_response.headers),
+    appendActions: (r.ok_response.headers ?? []).map((h) => h.append_action ?? ''),
+    remove: r.ok_response.headers_to_remove ?? [],
+    metadata: Object.fromEntries(
+      Object.entries(fields).map(([k, v]) => [k, v.stringValue ?? v.listValue?.values?.map((x) => x.stringValue) ?? null]),
+    ),
+  };
+}
