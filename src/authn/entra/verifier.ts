@@ -1,0 +1,311 @@
+/**
+ * Verification of Entra ID access tokens: the rules Microsoft's own libraries
+ * (Microsoft.IdentityModel, Microsoft.Identity.Web) apply, in a fixed order, each failure mapped to
+ * one stable reason code.
+ *
+ * Hot path: one regex over the token, one JSON parse per segment (jose parses the header, this
+ * module the payload), a key lookup in memory (keys are imported when a key set loads), one RS256
+ * verification. `verify` never throws.
+ */
+import { createHash } from 'node:crypto';
+import { compactVerify, type CompactJWSHeaderParameters, type CryptoKey } from 'jose';
+import type { EntraConfig } from '../../config/schema.js';
+import type { TokenIdentity } from '../../core/identity.js';
+import type { ReasonCode } from '../../core/reasons.js';
+import { TENANT_ID_TEMPLATE, type KeyStore, type TokenVersion } from './keystore.js';
+
+export type VerifyResult =
+  | { readonly ok: true; readonly identity: TokenIdentity }
+  | { readonly ok: false; readonly reason: ReasonCode; readonly detail: string };
+
+export interface TokenVerifier {
+  /** Verifies a raw compact JWS access token. Never throws; every failure is a reason code. */
+  verify(token: string): Promise<VerifyResult>;
+}
+
+export interface TokenVerifierDeps {
+  readonly config: EntraConfig;
+  readonly keys: Pick<KeyStore, 'resolveKey' | 'expectedIssuer'>;
+  /** Wall clock in milliseconds. */
+  readonly now: () => number;
+}
+
+/**
+ * Three base64url segments. The signature may be empty so that an unsigned (`alg: none`) token is
+ * reported as a forbidden algorithm rather than as a malformed token. Linear-time: no segment can
+ * contain the separator.
+ */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Strict UTF-8: a payload with invalid byte sequences is malformed, not silently repaired. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The only algorithm accepted. Entra signs access tokens with RS256 and its JWKS keys carry no
+ * `alg`, so the algorithm is pinned here: `none`, HMAC (e.g. HS256 keyed with the public key's
+ * bytes), PS*, ES* are all refused before any key is touched.
+ */
+const ALGORITHMS = ['RS256'];
+
+type Claims = Record<string, unknown>;
+
+/** A deny decided inside jose's key-resolution callback, carried out through jose. */
+class Deny extends Error {
+  constructor(
+    readonly reason: ReasonCode,
+    readonly detail: string,
+  ) {
+    super(detail);
+  }
+}
+
+/** What the key-resolution step learnt, for the checks after the signature. */
+interface Selected {
+  readonly claims: Claims;
+  readonly tid: string;
+  readonly tenant: string;
+  readonly version: TokenVersion;
+  readonly keyId: string;
+  readonly expectedIssuer: string;
+  readonly keyIssuer: string | undefined;
+}
+
+/** Attacker-controlled values in audit details: quoted (escaped) and truncated. */
+function q(value: unknown): string {
+  const s = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
+  return JSON.stringify(s.length > 128 ? `${s.slice(0, 128)}…` : s);
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function deny(reason: ReasonCode, detail: string): VerifyResult {
+  return { ok: false, reason, detail };
+}
+
+/** Best effort, deny path only: the header's `alg` for the audit detail. */
+function peekAlg(token: string): string {
+  try {
+    const header: unknown = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8'));
+    return isPlainObject(header) ? q(header.alg) : 'unreadable';
+  } catch {
+    return 'unreadable';
+  }
+}
+
+export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
+  const { config, keys, now } = deps;
+  const tenants = new Set(config.tenants.map((t) => t.toLowerCase()));
+  const versions = new Set<TokenVersion>(config.tokenVersions);
+  const audiences = new Set(config.audiences);
+  const skew = config.clockSkewSeconds;
+  const maxBytes = config.maxTokenBytes;
+
+  /**
+   * Token version. The issuer form decides when it equals the issuer a tenant's metadata published
+   * for a version; otherwise the `ver` claim; otherwise 2.0. Picking a version only picks the key
+   * set and expected issuer: the issuer is still matched exactly after the signature, so a token
+   * that lies about its version fails there.
+   */
+  function versionOf(tenant: string, iss: string, ver: unknown): TokenVersion {
+    if (iss === keys.expectedIssuer(tenant, '1.0')) return '1.0';
+    if (iss === keys.expectedIssuer(tenant, '2.0')) return '2.0';
+    if (ver === '1.0' || ver === '2.0') return ver;
+    return '2.0';
+  }
+
+  /**
+   * Runs inside jose after it has parsed the protected header and enforced the algorithm list,
+   * and before it verifies the signature: header rules, the unverified claims needed to choose a
+   * key set, and the key itself. Nothing read here is trusted until the signature checks out.
+   */
+  async function selectKey(
+    header: CompactJWSHeaderParameters,
+    payloadSegment: string,
+    out: { selected?: Selected },
+  ): Promise<CryptoKey> {
+    if (header.alg !== 'RS256') throw new Deny('token_alg_not_allowed', `alg ${q(header.alg)} is not RS256`);
+    // Tokens with a `nonce` header (Microsoft Graph's) are hashed before signing and cannot be
+    // verified by design; Microsoft's libraries refuse them, and so do we.
+    if ('nonce' in header) throw new Deny('token_nonce_header', 'token header carries a nonce');
+    // No extension is understood, so a critical one can never be honoured.
+    if ('crit' in header) throw new Deny('token_malformed', 'token header carries crit');
+    const { kid, x5t } = header;
+    if (kid !== undefined && (typeof kid !== 'string' || kid === '')) throw new Deny('token_malformed', 'kid is not a string');
+    if (x5t !== undefined && (typeof x5t !== 'string' || x5t === '')) throw new Deny('token_malformed', 'x5t is not a string');
+
+    let claims: unknown;
+    try {
+      claims = JSON.parse(UTF8.decode(Buffer.from(payloadSegment, 'base64url')));
+    } catch {
+      throw new Deny('token_malformed', 'payload is not JSON');
+    }
+    if (!isPlainObject(claims)) throw new Deny('token_malformed', 'payload is not a JSON object');
+
+    const tid = claims.tid;
+    if (typeof tid !== 'string' || !GUID.test(tid)) throw new Deny('token_claims_invalid', `tid ${q(tid)} is not a GUID`);
+    const tenant = tid.toLowerCase();
+    if (!tenants.has(tenant)) throw new Deny('token_tenant_not_allowed', `tenant ${tenant} is not allowed`);
+    const iss = claims.iss;
+    if (typeof iss !== 'string') throw new Deny('token_claims_invalid', 'iss is missing');
+    const version = versionOf(tenant, iss, claims.ver);
+    if (!versions.has(version)) throw new Deny('token_version_not_accepted', `token version ${version} is not accepted`);
+
+    const resolution = await keys.resolveKey(tenant, version, { kid, x5t });
+    if (!resolution.ok) throw new Deny(resolution.reason, resolution.detail);
+    out.selected = {
+      claims,
+      tid,
+      tenant,
+      version,
+      keyId: resolution.keyId,
+      expectedIssuer: resolution.expectedIssuer,
+      keyIssuer: resolution.keyIssuer,
+    };
+    return resolution.key;
+  }
+
+  function fromJoseError(err: unknown, token: string, selected: Selected | undefined): VerifyResult {
+    if (err instanceof Deny) return deny(err.reason, err.detail);
+    const code = (err as { code?: unknown } | null)?.code;
+    switch (code) {
+      case 'ERR_JWS_INVALID':
+      case 'ERR_JOSE_NOT_SUPPORTED':
+        // jose's messages are fixed strings; they never echo token contents.
+        return deny('token_malformed', `invalid JWS: ${(err as Error).message}`);
+      case 'ERR_JOSE_ALG_NOT_ALLOWED':
+        return deny('token_alg_not_allowed', `alg ${peekAlg(token)} is not RS256`);
+      case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+        return deny(
+          'token_signature_invalid',
+          selected
+            ? `signature does not verify with key ${q(selected.keyId)} of tenant ${selected.tenant} v${selected.version}`
+            : 'signature does not verify',
+        );
+      default:
+        return deny('internal_error', `verification failed: ${err instanceof Error ? `${err.name}: ${err.message}` : 'unknown error'}`);
+    }
+  }
+
+  /** Checks on verified claims (steps 5–9); returns the identity or a deny. */
+  function checkClaims(s: Selected, token: string): VerifyResult {
+    const c = s.claims;
+    const nowSec = Math.floor(now() / 1000);
+
+    // Lifetime. `exp` is required; `nbf` optional. Same arithmetic as jose's clockTolerance.
+    const { exp, nbf } = c;
+    if (typeof exp !== 'number' || !Number.isFinite(exp)) return deny('token_claims_invalid', 'exp is missing or not a number');
+    if (nbf !== undefined && (typeof nbf !== 'number' || !Number.isFinite(nbf))) return deny('token_claims_invalid', 'nbf is not a number');
+    if (exp <= nowSec - skew) return deny('token_expired', `token expired at ${exp} (now ${nowSec}, skew ${skew}s)`);
+    if (nbf !== undefined && nbf > nowSec + skew) return deny('token_not_yet_valid', `token valid from ${nbf} (now ${nowSec}, skew ${skew}s)`);
+
+    // Issuer: the one exact string the tenant's metadata published for this version. No prefix,
+    // substring or pattern matching: `https://login.microsoftonline.com/{tid}/v2.0.evil` and the
+    // issuer of another tenant are different strings and fail here.
+    const iss = c.iss as string;
+    if (iss !== s.expectedIssuer) {
+      return deny('token_issuer_invalid', `iss ${q(iss)} is not the issuer of tenant ${s.tenant} v${s.version}`);
+    }
+    // A JWKS key may be tied to one issuer (the `common` set mixes keys of other clouds and of
+    // personal accounts). Its template, filled with the token's tid, must name the token's issuer.
+    // As in Microsoft.IdentityModel, a v1 token may also be verified by a key tied to the same
+    // tenant's v2 issuer (v1 and v2 sets share keys).
+    if (s.keyIssuer !== undefined) {
+      const effective = s.keyIssuer.split(TENANT_ID_TEMPLATE).join(s.tid);
+      const sameTenantV2 = s.version === '1.0' && effective === keys.expectedIssuer(s.tenant, '2.0');
+      if (effective !== iss && !sameTenantV2) {
+        return deny('token_issuer_invalid', `key ${q(s.keyId)} is tied to issuer ${q(effective)}, not ${q(iss)}`);
+      }
+    }
+
+    // Audience: exact match, string or array form.
+    const aud = c.aud;
+    let audience: string | undefined;
+    if (typeof aud === 'string') {
+      if (audiences.has(aud)) audience = aud;
+    } else if (Array.isArray(aud)) {
+      audience = aud.find((a): a is string => typeof a === 'string' && audiences.has(a));
+    }
+    if (audience === undefined) return deny('token_audience_invalid', `aud ${q(aud)} is not an accepted audience`);
+
+    // Permissions.
+    const { roles, scp } = c;
+    if (roles !== undefined && !(Array.isArray(roles) && roles.every((r) => typeof r === 'string'))) {
+      return deny('token_claims_invalid', 'roles is not an array of strings');
+    }
+    if (scp !== undefined && typeof scp !== 'string') return deny('token_claims_invalid', 'scp is not a string');
+    const roleList: readonly string[] = roles ?? [];
+    const scopes = scp === undefined ? [] : scp.split(' ').filter((x) => x !== '');
+    // Microsoft.Identity.Web's default: a token with no permission at all is what a tenant that
+    // never consented to anything can still obtain for this API.
+    if (roleList.length === 0 && scopes.length === 0 && !config.allowTokensWithoutPermissions) {
+      return deny('token_no_permissions', 'token carries neither roles nor scp');
+    }
+
+    // Required identity claims.
+    const { oid, sub, uti, idtyp, cnf } = c;
+    if (typeof oid !== 'string' || oid === '') return deny('token_claims_invalid', 'oid is missing');
+    if (typeof sub !== 'string' || sub === '') return deny('token_claims_invalid', 'sub is missing');
+    const appId = s.version === '1.0' ? c.appid : c.azp;
+    if (typeof appId !== 'string' || appId === '') {
+      return deny('token_claims_invalid', `${s.version === '1.0' ? 'appid' : 'azp'} is missing`);
+    }
+    const acr = s.version === '1.0' ? c.appidacr : c.azpacr;
+    // A certificate binding that cannot be read must not turn the token into an unbound one.
+    let bound: string | undefined;
+    if (cnf !== undefined) {
+      if (!isPlainObject(cnf)) return deny('token_claims_invalid', 'cnf is not an object');
+      const thumb = cnf['x5t#S256'];
+      if (thumb !== undefined && (typeof thumb !== 'string' || thumb === '')) {
+        return deny('token_claims_invalid', 'cnf x5t#S256 is not a string');
+      }
+      bound = thumb;
+    }
+
+    const identity: TokenIdentity = {
+      version: s.version,
+      type: idtyp === 'app' || (scp === undefined && oid === sub) ? 'app' : 'user',
+      oid,
+      sub,
+      tid: s.tid,
+      appId,
+      appAuth: typeof acr === 'string' ? acr : typeof acr === 'number' ? String(acr) : undefined,
+      issuer: iss,
+      audience,
+      roles: roleList,
+      scopes,
+      uti: typeof uti === 'string' ? uti : undefined,
+      tokenHash: createHash('sha256').update(token).digest('base64url'),
+      expiresAt: exp,
+      boundCertificateThumbprint: bound,
+    };
+    return { ok: true, identity };
+  }
+
+  async function verify(token: string): Promise<VerifyResult> {
+    try {
+      if (typeof token !== 'string') return deny('token_malformed', 'token is not a string');
+      // Size first, before anything else reads the token. UTF-8 is never shorter than UTF-16 units.
+      if (token.length > maxBytes || (token.length * 3 > maxBytes && Buffer.byteLength(token, 'utf8') > maxBytes)) {
+        return deny('token_too_large', `token exceeds ${maxBytes} bytes`);
+      }
+      if (!COMPACT_JWS.test(token)) return deny('token_malformed', 'token is not three base64url segments');
+
+      const first = token.indexOf('.');
+      const payloadSegment = token.slice(first + 1, token.indexOf('.', first + 1));
+      const out: { selected?: Selected } = {};
+      try {
+        await compactVerify(token, (header) => selectKey(header, payloadSegment, out), { algorithms: ALGORITHMS });
+      } catch (err) {
+        return fromJoseError(err, token, out.selected);
+      }
+      if (!out.selected) return deny('internal_error', 'no key was selected');
+      return checkClaims(out.selected, token);
+    } catch (err) {
+      return deny('internal_error', `verification failed: ${err instanceof Error ? err.name : 'unknown error'}`);
+    }
+  }
+
+  return { verify };
+}
