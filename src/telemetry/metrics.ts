@@ -1,0 +1,211 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Decision } from '../core/decision.js';
+
+/**
+ * Prometheus metrics, one non-global `Registry` per instance (tests create as many as they like;
+ * nothing is registered on prom-client's default registry). Served by `startAdminServer`.
+ *
+ * Every label value comes from a closed set — decision kinds, reason codes, fixed result words,
+ * configured tenant GUIDs — never from request input, so cardinality stays bounded.
+ */
+
+/** Seconds. From 50 µs (a decision-cache hit) to 2.5 s (a check stuck behind a key fetch). */
+export const CHECK_DURATION_BUCKETS: readonly number[] = [
+  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+];
+
+/** Seconds. Discovery and JWKS requests to Entra: tens of milliseconds up to the fetch timeout. */
+export const KEY_FETCH_DURATION_BUCKETS: readonly number[] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export const METRIC = {
+  decisions: 'entra_authz_decisions_total',
+  dryRunDenials: 'entra_authz_dry_run_denials_total',
+  checkDuration: 'entra_authz_check_duration_seconds',
+  cacheLookups: 'entra_authz_decision_cache_lookups_total',
+  keyFetches: 'entra_authz_key_fetches_total',
+  keyFetchDuration: 'entra_authz_key_fetch_duration_seconds',
+  keysLoaded: 'entra_authz_keys_loaded',
+  configReloads: 'entra_authz_config_reloads_total',
+  configLastReloadSuccess: 'entra_authz_config_last_reload_success_timestamp_seconds',
+  auditDropped: 'entra_authz_audit_records_dropped_total',
+} as const;
+
+/** What was fetched: the OpenID discovery document or the JWKS. */
+export type KeyFetchKind = 'discovery' | 'jwks';
+/**
+ * `timeout` is split from `failure` because it calls for a different fix (network, not Entra).
+ * The key store's own words `ok` / `error` are accepted and recorded as `success` / `failure`.
+ */
+export type KeyFetchResult = 'success' | 'failure' | 'timeout' | 'ok' | 'error';
+
+/** What `observeKeySets` reads (the key store's `stats()` entries fit). */
+export interface KeySetCount {
+  readonly tenant: string;
+  readonly version: string;
+  readonly keyCount: number;
+}
+export type ConfigReloadResult = 'success' | 'failure';
+
+export interface MetricsOptions {
+  /** Also export prom-client's process and Node.js runtime metrics (`process_*`, `nodejs_*`). Default true. */
+  readonly processMetrics?: boolean;
+  /** Clock for the last-successful-reload timestamp (milliseconds since the epoch). */
+  readonly now?: () => number;
+}
+
+export interface Metrics {
+  readonly registry: Registry;
+  /**
+   * One finished check: its outcome and reason code, and how long it took (seconds). A dry-run
+   * allow also counts in `entra_authz_dry_run_denials_total` under the reason it would have had.
+   */
+  decision(decision: Decision, seconds: number): void;
+  /** One decision-cache lookup. */
+  cache(hit: boolean): void;
+  /** One discovery or JWKS fetch and how long it took (seconds). */
+  keyFetch(kind: KeyFetchKind, result: KeyFetchResult, seconds: number): void;
+  /** The number of signing keys currently loaded for a tenant and token version ('1.0' / '2.0'). */
+  keysLoaded(tenant: string, version: string, n: number): void;
+  /**
+   * Alternative to `keysLoaded`: reads the counts at every scrape, e.g.
+   * `metrics.observeKeySets(() => keys.stats())`. Replaces any earlier source.
+   */
+  observeKeySets(source: () => readonly KeySetCount[]): void;
+  /** One configuration reload attempt. */
+  configReload(result: ConfigReloadResult): void;
+  /** Audit records dropped because the sink was failing or its buffer was full. */
+  auditDropped(n?: number): void;
+}
+
+export function createMetrics(options: MetricsOptions = {}): Metrics {
+  const registry = new Registry();
+  const registers = [registry];
+  const now = options.now ?? Date.now;
+
+  const decisions = new Counter({
+    name: METRIC.decisions,
+    help: 'Check decisions by outcome (allow, deny, unavailable) and reason code.',
+    labelNames: ['decision', 'reason'] as const,
+    registers,
+  });
+  const dryRunDenials = new Counter({
+    name: METRIC.dryRunDenials,
+    help: 'Denials that dry-run turned into allows, by the reason code enforcement would have given.',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const checkDuration = new Histogram({
+    name: METRIC.checkDuration,
+    help: 'Time from receiving a Check to having its decision, in seconds, by outcome.',
+    labelNames: ['decision'] as const,
+    buckets: [...CHECK_DURATION_BUCKETS],
+    registers,
+  });
+  const cacheLookups = new Counter({
+    name: METRIC.cacheLookups,
+    help: 'Decision-cache lookups by result (hit, miss).',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  const keyFetches = new Counter({
+    name: METRIC.keyFetches,
+    help: 'Signing-key fetches from Entra by kind (discovery, jwks) and result (success, failure, timeout).',
+    labelNames: ['kind', 'result'] as const,
+    registers,
+  });
+  const keyFetchDuration = new Histogram({
+    name: METRIC.keyFetchDuration,
+    help: 'Duration of signing-key fetches from Entra, in seconds, by kind.',
+    labelNames: ['kind'] as const,
+    buckets: [...KEY_FETCH_DURATION_BUCKETS],
+    registers,
+  });
+  let keySetSource: (() => readonly KeySetCount[]) | undefined;
+  const keysLoaded = new Gauge({
+    name: METRIC.keysLoaded,
+    help: 'Signing keys currently loaded, by tenant and token version.',
+    labelNames: ['tenant', 'version'] as const,
+    registers,
+    collect() {
+      if (keySetSource === undefined) return;
+      try {
+        const sets = keySetSource();
+        this.reset();
+        for (const set of sets) this.labels({ tenant: set.tenant, version: set.version }).set(set.keyCount);
+      } catch {
+        // Keep the last values rather than fail the scrape.
+      }
+    },
+  });
+  const configReloads = new Counter({
+    name: METRIC.configReloads,
+    help: 'Configuration reload attempts by result (success, failure).',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  const lastReload = new Gauge({
+    name: METRIC.configLastReloadSuccess,
+    help: 'Unix time of the last successful configuration load or reload.',
+    registers,
+  });
+  const auditDropped = new Counter({
+    name: METRIC.auditDropped,
+    help: 'Audit records dropped because the audit sink failed or its buffer was full.',
+    registers,
+  });
+
+  // Series that should exist from the first scrape, so rate() and ratios work before any event.
+  for (const result of ['hit', 'miss']) cacheLookups.labels({ result }).inc(0);
+  for (const result of ['success', 'failure']) configReloads.labels({ result }).inc(0);
+
+  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+
+  // Bound label children, cached: the hot path (one decision per check) skips label hashing.
+  type Child = { inc(n?: number): void };
+  type Observer = { observe(v: number): void };
+  const decisionChildren = new Map<string, Child>();
+  const durationChildren = new Map<string, Observer>();
+  const cacheHit = cacheLookups.labels({ result: 'hit' });
+  const cacheMiss = cacheLookups.labels({ result: 'miss' });
+
+  return {
+    registry,
+    decision(decision, seconds) {
+      const key = `${decision.kind}\u0000${decision.reason}`;
+      let child = decisionChildren.get(key);
+      if (child === undefined) {
+        child = decisions.labels({ decision: decision.kind, reason: decision.reason });
+        decisionChildren.set(key, child);
+      }
+      child.inc();
+      if (decision.dryRun !== undefined) dryRunDenials.labels({ reason: decision.dryRun.wouldDeny }).inc();
+      let observer = durationChildren.get(decision.kind);
+      if (observer === undefined) {
+        observer = checkDuration.labels({ decision: decision.kind });
+        durationChildren.set(decision.kind, observer);
+      }
+      if (Number.isFinite(seconds) && seconds >= 0) observer.observe(seconds);
+    },
+    cache(hit) {
+      (hit ? cacheHit : cacheMiss).inc();
+    },
+    keyFetch(kind, result, seconds) {
+      const label = result === 'ok' ? 'success' : result === 'error' ? 'failure' : result;
+      keyFetches.labels({ kind, result: label }).inc();
+      if (Number.isFinite(seconds) && seconds >= 0) keyFetchDuration.labels({ kind }).observe(seconds);
+    },
+    keysLoaded(tenant, version, n) {
+      keysLoaded.labels({ tenant, version }).set(n);
+    },
+    observeKeySets(source) {
+      keySetSource = source;
+    },
+    configReload(result) {
+      configReloads.labels({ result }).inc();
+      if (result === 'success') lastReload.set(now() / 1000);
+    },
+    auditDropped(n = 1) {
+      if (n > 0) auditDropped.inc(n);
+    },
+  };
+}

@@ -1,0 +1,196 @@
+import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { AuditConfig, TelemetryConfig } from '../config/schema-telemetry.js';
+import type { Decision } from '../core/decision.js';
+import type { RequestView } from '../core/request.js';
+import { startAdminServer, type AdminServer, type AdminServerOptions } from './admin.js';
+import { buildAuditRecord, createAuditSink, type AuditRequirement, type AuditSink, type AuditSinkTarget } from './audit.js';
+import { createMetrics, type KeyFetchKind, type KeyFetchResult, type Metrics } from './metrics.js';
+import { startTracing, type CheckSpan, type Env, type Tracing } from './tracing.js';
+
+/**
+ * Composition of the telemetry parts, so the composition root and the Check handler wire all of
+ * it in a few lines:
+ *
+ * ```ts
+ * const telemetry = await startTelemetry({ config: config.telemetry, env: process.env,
+ *   serviceName: 'entra-authz', isReady: () => app.isServing(), onWarning: (m) => log.warn(m) });
+ * // per Check, in the handler:
+ * // key store: createKeyStore({ …, onFetch: telemetry.onKeyFetch }); metrics.observeKeySets(() => keys.stats())
+ * const span = telemetry.checks.startCheckFromRequest(call.request, call.metadata.getMap());
+ * const outcome = await decide(call.request, span);       // CheckSpan is a PhaseTracer
+ * telemetry.recordDecision({ span, ...outcome, durationMs });
+ * // on exit:
+ * await telemetry.shutdown();
+ * ```
+ */
+
+export interface StartTelemetryOptions {
+  readonly config: TelemetryConfig;
+  /** Where `OTEL_*` variables are read from; normally `process.env`. */
+  readonly env: Env;
+  readonly serviceName: string;
+  readonly serviceVersion?: string;
+  readonly isReady: AdminServerOptions['isReady'];
+  /** Tracing warnings (ignored OTEL_* values) and span export failures, one message each. */
+  readonly onWarning?: (message: string) => void;
+  /** Audit sink failures; default: one loud line on stderr per error code. */
+  readonly onAuditError?: (err: Error, target: string) => void;
+  /** Tests: extra span processors, another audit target, clocks, randomness. */
+  readonly spanProcessors?: readonly SpanProcessor[];
+  readonly auditTarget?: AuditSinkTarget;
+  readonly processMetrics?: boolean;
+  readonly now?: () => Date;
+  readonly random?: () => number;
+}
+
+export interface RecordDecisionInput {
+  /** The Check span (from `telemetry.checks.startCheckFromRequest`). */
+  readonly span: CheckSpan;
+  readonly decision: Decision;
+  /** Undefined when the CheckRequest could not be read. */
+  readonly request?: RequestView;
+  /** The policy's requirement outcomes (`CheckOutcome.outcomes`), for the audit record. */
+  readonly outcomes?: readonly AuditRequirement[];
+  /** Time from receiving the Check to the decision, milliseconds. */
+  readonly durationMs: number;
+  readonly cacheHit?: boolean;
+  /** Dry-run mode was on for this check; always true when the decision carries `dryRun`. */
+  readonly dryRun?: boolean;
+  /** mTLS peer (`PeerIdentity.principal`, `PeerIdentity.fingerprintSha256`). */
+  readonly peer?: { readonly principal?: string; readonly fingerprint?: string };
+  readonly counted?: { readonly roles?: readonly string[]; readonly scopes?: readonly string[] };
+  readonly tokenHash?: string;
+}
+
+export interface Telemetry {
+  readonly tracing: Tracing;
+  readonly checks: Tracing['checks'];
+  readonly metrics: Metrics;
+  readonly admin: AdminServer;
+  /** The current audit sink (replaced by `setAuditConfig`). */
+  readonly audit: AuditSink;
+  /**
+   * Ends the span, counts the decision and writes the audit record. Never throws: telemetry must
+   * not turn a decision into an error.
+   */
+  recordDecision(input: RecordDecisionInput): void;
+  /**
+   * Feed the key store's `onFetch` here: counts the fetch and records it as a `keys.fetch` span
+   * (a child of the check phase that waited for it, if any).
+   */
+  onKeyFetch(kind: KeyFetchKind, result: KeyFetchResult, ms: number): void;
+  /** Applies a reloaded `telemetry.audit` section (a new sink when the target changed). */
+  setAuditConfig(audit: AuditConfig): Promise<void>;
+  /** Closes the admin listener, flushes the audit log and the span exporters. Never rejects. */
+  shutdown(): Promise<void>;
+}
+
+function auditTarget(audit: AuditConfig): AuditSinkTarget {
+  if (audit.sink === 'file' && audit.file !== undefined) return { file: audit.file };
+  return audit.sink === 'file' ? 'off' : audit.sink;
+}
+
+export async function startTelemetry(options: StartTelemetryOptions): Promise<Telemetry> {
+  const warn = options.onWarning ?? (() => undefined);
+  const now = options.now ?? (() => new Date());
+
+  const tracing = startTracing({
+    env: options.env,
+    serviceName: options.serviceName,
+    serviceVersion: options.serviceVersion,
+    spanProcessors: options.spanProcessors,
+    onExportError: (err) => warn(`span export failed: ${err.message}`),
+  });
+  for (const w of tracing.settings.warnings) warn(w);
+
+  const metrics = createMetrics({ processMetrics: options.processMetrics });
+
+  let auditConfig = options.config.audit;
+  const makeSink = (audit: AuditConfig, target?: AuditSinkTarget): AuditSink =>
+    createAuditSink({
+      sink: target ?? auditTarget(audit),
+      sampleAllows: audit.sampleAllows,
+      random: options.random,
+      onError: options.onAuditError,
+      onDrop: (n) => metrics.auditDropped(n),
+    });
+  let audit = makeSink(auditConfig, options.auditTarget);
+
+  let admin: AdminServer;
+  try {
+    admin = await startAdminServer({ listen: options.config.admin.listen, isReady: options.isReady, registry: metrics.registry });
+  } catch (err) {
+    await Promise.all([audit.close(), tracing.shutdown()]);
+    throw err;
+  }
+
+  let shuttingDown: Promise<void> | undefined;
+  return {
+    tracing,
+    checks: tracing.checks,
+    metrics,
+    admin,
+    get audit() {
+      return audit;
+    },
+    recordDecision(input) {
+      const cacheHit = input.cacheHit ?? false;
+      const dryRun = input.dryRun === true || input.decision.dryRun !== undefined;
+      try {
+        input.span.end(input.decision, { cacheHit, dryRun });
+      } catch {
+        // Tracing problems never affect the decision.
+      }
+      try {
+        metrics.decision(input.decision, input.durationMs / 1000);
+      } catch {
+        // Idem for metrics.
+      }
+      if (!audit.enabled) return;
+      try {
+        audit.write(
+          buildAuditRecord({
+            decision: input.decision,
+            request: input.request,
+            peer: input.peer,
+            durationMs: input.durationMs,
+            cacheHit,
+            dryRun,
+            traceId: input.span.traceId,
+            spanId: input.span.spanId,
+            now: now(),
+            redactQuery: auditConfig.redactQuery,
+            counted: input.counted,
+            tokenHash: input.tokenHash,
+            requirements: input.outcomes,
+          }),
+        );
+      } catch {
+        // The sink already never throws; this guards buildAuditRecord against the unforeseen.
+      }
+    },
+    onKeyFetch(kind, result, ms) {
+      try {
+        metrics.keyFetch(kind, result, ms / 1000);
+      } catch {
+        // Telemetry never disturbs the key store.
+      }
+      tracing.recordKeyFetch(kind, result, ms);
+    },
+    async setAuditConfig(next) {
+      const sameTarget = JSON.stringify(auditTarget(next)) === JSON.stringify(auditTarget(auditConfig));
+      const sameRate = next.sampleAllows === auditConfig.sampleAllows;
+      auditConfig = next;
+      if (options.auditTarget !== undefined || (sameTarget && sameRate)) return;
+      const old = audit;
+      audit = makeSink(next);
+      await old.close();
+    },
+    shutdown: () =>
+      (shuttingDown ??= (async () => {
+        await admin.close().catch(() => undefined);
+        await audit.close();
+        await tracing.shutdown();
+      })()),
+  };
+}
