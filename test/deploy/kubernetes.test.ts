@@ -1,0 +1,197 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { arr, entraAuthzConfigProblems, hostPort, listFiles, obj, readYaml, readYamlDocuments, repoPath, type Obj } from './helpers.js';
+
+const K8S = 'deploy/kubernetes';
+const ISTIO = 'deploy/istio';
+
+const docsOf = (dir: string): Obj[] => listFiles(dir, '.yaml').flatMap((f) => readYamlDocuments(dir, f).map((d) => ({ ...d, __file: f })));
+const find = (docs: Obj[], kind: string, name?: string): Obj => {
+  const d = docs.find((x) => x['kind'] === kind && (name === undefined || obj(x['metadata'])['name'] === name));
+  if (!d) throw new Error(`no ${kind} ${name ?? ''}`);
+  return d;
+};
+
+const k8s = docsOf(K8S);
+const deployment = find(k8s, 'Deployment', 'entra-authz');
+const podSpec = obj(obj(obj(deployment['spec'])['template'])['spec']);
+const podLabels = obj(obj(obj(obj(deployment['spec'])['template'])['metadata'])['labels']);
+const container = obj(arr(podSpec['containers'])[0]);
+const containerPorts = Object.fromEntries(arr(container['ports']).map((p) => [String(obj(p)['name']), Number(obj(p)['containerPort'])]));
+const portNumber = (p: unknown): number => (typeof p === 'number' ? p : (containerPorts[String(p)] ?? NaN));
+const configText = (cm: Obj): string => String(obj(cm['data'])['config.yaml']);
+const baseConfig = obj(parse(configText(find(k8s, 'ConfigMap', 'entra-authz-config'))));
+
+const matches = (selector: Obj, labels: Obj): boolean =>
+  Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
+
+describe('deploy/kubernetes', () => {
+  it('parses, and the kustomization lists exactly the manifests in the directory', () => {
+    for (const d of k8s) {
+      expect(d['apiVersion'], String(d['__file'])).toBeTruthy();
+      expect(d['kind'], String(d['__file'])).toBeTruthy();
+    }
+    const kustomization = readYaml(K8S, 'kustomization.yaml');
+    const files = listFiles(K8S, '.yaml').filter((f) => f !== 'kustomization.yaml');
+    expect([...arr(kustomization['resources'])].sort()).toEqual(files);
+    expect(new Set(k8s.map((d) => d['kind']))).toEqual(
+      new Set(['Kustomization', 'Namespace', 'ServiceAccount', 'ConfigMap', 'Deployment', 'Service', 'PodDisruptionBudget', 'HorizontalPodAutoscaler', 'NetworkPolicy']),
+    );
+  });
+
+  it('exposes gRPC on 9001 and the admin endpoints on 9090, matching the configuration', () => {
+    expect(containerPorts).toEqual({ grpc: 9001, admin: 9090 });
+    expect(hostPort(String(obj(baseConfig['server'])['listen'])).port).toBe(containerPorts['grpc']);
+    expect(hostPort(String(obj(obj(baseConfig['telemetry'])['admin'])['listen'])).port).toBe(containerPorts['admin']);
+    const annotations = obj(obj(obj(obj(deployment['spec'])['template'])['metadata'])['annotations']);
+    expect(annotations).toMatchObject({ 'prometheus.io/port': '9090', 'prometheus.io/path': '/metrics' });
+  });
+
+  it('probes liveness on /healthz and readiness on /readyz of the admin port', () => {
+    const probe = (kind: string): { path: string; port: number } => {
+      const get = obj(obj(container[kind])['httpGet']);
+      return { path: String(get['path']), port: portNumber(get['port']) };
+    };
+    expect(probe('livenessProbe')).toEqual({ path: '/healthz', port: 9090 });
+    expect(probe('startupProbe')).toEqual({ path: '/healthz', port: 9090 });
+    expect(probe('readinessProbe')).toEqual({ path: '/readyz', port: 9090 });
+  });
+
+  it('runs non-root with a read-only root filesystem, no capabilities and bounded resources', () => {
+    const pod = obj(podSpec['securityContext']);
+    const sc = obj(container['securityContext']);
+    expect(pod).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(Number(pod['runAsUser'])).toBeGreaterThan(0);
+    // Same uid as the image's USER, so file ownership in the image and volumes lines up.
+    const dockerUser = /^USER\s+(\d+)/m.exec(readFileSync(repoPath('Dockerfile'), 'utf8'))?.[1];
+    expect(String(pod['runAsUser'])).toBe(dockerUser);
+    expect(sc).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    const resources = obj(container['resources']);
+    expect(obj(resources['requests'])).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
+    expect(obj(resources['limits'])['memory']).toBeDefined();
+    expect(podSpec['automountServiceAccountToken']).toBe(false);
+    // The only writable path is an emptyDir.
+    const mounts = arr(container['volumeMounts']).map(obj);
+    const writable = mounts.filter((m) => m['readOnly'] !== true).map((m) => m['name']);
+    const volumes = Object.fromEntries(arr(podSpec['volumes']).map((v) => [String(obj(v)['name']), obj(v)]));
+    for (const w of writable) expect(volumes[String(w)]?.['emptyDir'], String(w)).toBeDefined();
+  });
+
+  it('mounts the configuration where --config points and the TLS files where the configuration reads them', () => {
+    const args = arr(container['args']).map(String);
+    const configPath = args[args.indexOf('--config') + 1] ?? '';
+    const mounts = arr(container['volumeMounts']).map(obj);
+    const volumes = Object.fromEntries(arr(podSpec['volumes']).map((v) => [String(obj(v)['name']), obj(v)]));
+    const mountFor = (file: string): Obj | undefined => mounts.find((m) => file.startsWith(`${String(m['mountPath'])}/`));
+    const configMount = mountFor(configPath);
+    expect(configMount?.['subPath']).toBeUndefined(); // a subPath mount would never see ConfigMap updates
+    expect(obj(volumes[String(configMount?.['name'])]?.['configMap'])['name']).toBe('entra-authz-config');
+    expect(configPath.endsWith('/config.yaml')).toBe(true);
+    const tls = obj(obj(baseConfig['server'])['tls']);
+    for (const key of ['certFile', 'keyFile', 'caFile']) {
+      const m = mountFor(String(tls[key]));
+      expect(obj(volumes[String(m?.['name'])]?.['secret'])['secretName'], key).toBe('entra-authz-tls');
+    }
+    const shutdown = Number(obj(baseConfig['server'])['shutdownGraceSeconds']);
+    expect(Number(podSpec['terminationGracePeriodSeconds'])).toBeGreaterThan(shutdown + 5);
+  });
+
+  it('carries a configuration entra-authz\'s own schema accepts', () => {
+    expect(entraAuthzConfigProblems(baseConfig)).toEqual([]);
+  });
+
+  it('routes the Services\' named ports to the container\'s 9001 and 9090', () => {
+    const services = k8s.filter((d) => d['kind'] === 'Service');
+    expect(services.map((s) => obj(s['metadata'])['name']).sort()).toEqual(['entra-authz', 'entra-authz-headless']);
+    for (const s of services) {
+      const spec = obj(s['spec']);
+      expect(matches(obj(spec['selector']), podLabels)).toBe(true);
+      for (const p of arr(spec['ports']).map(obj)) {
+        expect(portNumber(p['targetPort']), String(p['name'])).toBe(p['port']);
+      }
+    }
+    const main = obj(find(k8s, 'Service', 'entra-authz')['spec']);
+    expect(arr(main['ports']).map((p) => [obj(p)['port'], obj(p)['appProtocol']])).toEqual([
+      [9001, 'grpc'],
+      [9090, 'http'],
+    ]);
+    expect(obj(find(k8s, 'Service', 'entra-authz-headless')['spec'])['clusterIP']).toBe('None');
+  });
+
+  it('keeps pods available: the PDB and the HPA target this Deployment', () => {
+    const pdb = obj(find(k8s, 'PodDisruptionBudget')['spec']);
+    expect(matches(obj(obj(pdb['selector'])['matchLabels']), podLabels)).toBe(true);
+    expect(pdb['maxUnavailable'] ?? pdb['minAvailable']).toBeDefined();
+    const hpa = obj(find(k8s, 'HorizontalPodAutoscaler')['spec']);
+    expect(obj(hpa['scaleTargetRef'])).toMatchObject({ kind: 'Deployment', name: obj(deployment['metadata'])['name'] });
+    expect(Number(hpa['minReplicas'])).toBeGreaterThanOrEqual(2);
+    expect(Number(hpa['maxReplicas'])).toBeGreaterThan(Number(hpa['minReplicas']));
+    expect(obj(obj(obj(deployment['spec'])['strategy'])['rollingUpdate'])['maxUnavailable']).toBe(0);
+  });
+
+  it('lets only proxies reach 9001 and only monitoring reach 9090', () => {
+    const np = obj(find(k8s, 'NetworkPolicy')['spec']);
+    expect(matches(obj(obj(np['podSelector'])['matchLabels']), podLabels)).toBe(true);
+    const ports = arr(np['ingress']).flatMap((r) => arr(obj(r)['ports']).map((p) => obj(p)['port']));
+    expect(ports.sort()).toEqual([9001, 9090]);
+  });
+});
+
+describe('deploy/istio', () => {
+  const istio = docsOf(ISTIO);
+  const mesh = obj(obj(find(istio, 'IstioOperator')['spec'])['meshConfig']);
+  const providers = arr(mesh['extensionProviders']).map(obj);
+  const authzProvider = providers.find((p) => p['envoyExtAuthzGrpc'] !== undefined) as Obj;
+  const grpc = obj(authzProvider['envoyExtAuthzGrpc']);
+  const patchedConfig = obj(parse(configText(find(istio, 'ConfigMap', 'entra-authz-config'))));
+
+  it('registers entra-authz mesh-wide as an envoyExtAuthzGrpc provider on the Service\'s gRPC port, failing closed', () => {
+    const svc = find(k8s, 'Service', 'entra-authz');
+    const meta = obj(svc['metadata']);
+    expect(grpc['service']).toBe(`${String(meta['name'])}.${String(meta['namespace'])}.svc.cluster.local`);
+    const grpcPort = arr(obj(svc['spec'])['ports']).map(obj).find((p) => p['name'] === 'grpc');
+    expect(grpc['port']).toBe(grpcPort?.['port']);
+    expect(grpc['port']).toBe(9001);
+    expect(grpc).toMatchObject({ failOpen: false, statusOnError: '503', timeout: '0.5s' });
+  });
+
+  it('guards the workload with a CUSTOM AuthorizationPolicy naming that provider, exempting only health', () => {
+    const policy = istio.find((d) => d['kind'] === 'AuthorizationPolicy' && obj(d['spec'])['action'] === 'CUSTOM') as Obj;
+    const spec = obj(policy['spec']);
+    expect(obj(spec['provider'])['name']).toBe(authzProvider['name']);
+    expect(obj(obj(spec['selector'])['matchLabels'])).not.toEqual({});
+    const ops = arr(spec['rules']).flatMap((r) => arr(obj(r)['to']).map((t) => obj(obj(t)['operation'])));
+    expect(ops).toEqual([{ notPaths: ['/healthz'] }]);
+  });
+
+  it('enables an access log provider that records the decision id and subject', () => {
+    const telemetry = find(istio, 'Telemetry');
+    const used = arr(obj(telemetry['spec'])['accessLogging']).flatMap((a) => arr(obj(a)['providers']).map((p) => obj(p)['name']));
+    const provider = providers.find((p) => used.includes(p['name']));
+    const labels = Object.values(obj(obj(obj(provider?.['envoyFileAccessLog'])['logFormat'])['labels']));
+    expect(labels).toContain('%DYNAMIC_METADATA(envoy.filters.http.ext_authz:decision_id)%');
+    expect(labels).toContain('%DYNAMIC_METADATA(envoy.filters.http.ext_authz:oid)%');
+  });
+
+  it('replaces the configuration with one that needs no context_extensions and no server TLS', () => {
+    expect(entraAuthzConfigProblems(patchedConfig)).toEqual([]);
+    expect(obj(patchedConfig['server'])['tls']).toBeUndefined();
+    for (const rule of arr(patchedConfig['rules']).map(obj)) {
+      expect(obj(rule['match'])['contextExtensions'], String(rule['name'])).toBeUndefined();
+      expect(obj(rule['match'])['paths'], String(rule['name'])).toBeDefined();
+    }
+    expect(hostPort(String(obj(patchedConfig['server'])['listen'])).port).toBe(9001);
+  });
+
+  it('builds on the Kubernetes base with patches that exist and drop the TLS Secret mount', () => {
+    const kustomization = readYaml(ISTIO, 'kustomization.yaml');
+    for (const r of arr(kustomization['resources']).map(String)) expect(existsSync(repoPath(ISTIO, r)), r).toBe(true);
+    expect(arr(kustomization['resources'])).toContain('../kubernetes');
+    const patches = arr(kustomization['patches']).map(obj);
+    for (const p of patches.filter((x) => x['path'] !== undefined)) expect(existsSync(repoPath(ISTIO, String(p['path'])))).toBe(true);
+    const inline = patches.map((p) => String(p['patch'] ?? '')).join('\n');
+    expect(inline).toMatch(/name: tls\s+\$patch: delete/);
+    expect(inline).toMatch(/istio-injection: enabled/);
+  });
+});
