@@ -1,0 +1,231 @@
+import { z } from 'zod';
+import { GRPC_PATTERN, HOST_PATTERN, METHOD_PATTERN, RULE_NAME_PATTERN, pathPatternProblem } from '../policy/patterns.js';
+import { peerRequirementSchema } from './schema-mtls.js';
+
+/**
+ * The configuration file's schema. Types are inferred from it, so the schema is the single source
+ * of truth; `docs/configuration.md` documents every field with an example.
+ *
+ * Every object is strict: an unknown (e.g. misspelt) key is an error, never silently ignored.
+ */
+
+// Explicit classes rather than the `i` flag: JSON Schema patterns carry no flags.
+const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:9001');
+
+const headerName = z
+  .string()
+  .regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, 'expected a lower-case HTTP header name');
+
+const nonEmptyStrings = z.array(z.string().min(1)).min(1);
+
+// ---------------------------------------------------------------------------------------------
+// Rules: what each route requires. Documented in docs/rules.md; compiled once per configuration
+// by src/policy/compile.ts (which relies on the patterns below being validated here).
+// ---------------------------------------------------------------------------------------------
+
+const guid = z.string().regex(GUID, 'expected a GUID').transform((t) => t.toLowerCase());
+
+const anyAllOf = z
+  .strictObject({
+    anyOf: nonEmptyStrings.optional().describe('At least one of these values.'),
+    allOf: nonEmptyStrings.optional().describe('Every one of these values.'),
+  })
+  .refine((v) => v.anyOf !== undefined || v.allOf !== undefined, 'give anyOf, allOf or both');
+
+const scopeList = z
+  .strictObject({
+    anyOf: z.array(z.string().regex(/^\S+$/, 'a scope has no spaces')).min(1).optional(),
+    allOf: z.array(z.string().regex(/^\S+$/, 'a scope has no spaces')).min(1).optional(),
+  })
+  .refine((v) => v.anyOf !== undefined || v.allOf !== undefined, 'give anyOf, allOf or both');
+
+/** Requirements that read the verified token; not allowed beside `peer.peerOnly`. */
+const TOKEN_REQUIREMENTS = ['roles', 'scopes', 'appIds', 'tenants', 'tokenType'] as const;
+
+const requirementFields = {
+  roles: anyAllOf.optional().describe('App roles (`roles` claim).'),
+  scopes: scopeList.optional().describe('Delegated scopes (`scp` claim, user tokens only).'),
+  appIds: z.array(guid).min(1).optional().describe('Client id of the calling application (`appid` in v1, `azp` in v2): any of these.'),
+  tenants: z.array(guid).min(1).optional().describe('Tenant of the token (`tid`): any of these; each must also be in `entra.tenants`.'),
+  tokenType: z.enum(['app', 'user']).optional().describe('`app`: app-only tokens (client credentials, managed identities); `user`: delegated tokens.'),
+  peer: peerRequirementSchema.optional().describe('The mTLS peer (client certificate): SPIFFE ids/patterns, DNS SANs, bound tokens, peerOnly — see docs/mtls.md.'),
+};
+
+type RequirementFields = { [K in keyof typeof requirementFields]?: z.output<(typeof requirementFields)[K]> };
+
+function checkRequirementSet(set: RequirementFields, ctx: z.RefinementCtx, path: PropertyKey[]): void {
+  if (set.tokenType === 'app' && set.scopes !== undefined) {
+    ctx.addIssue({ code: 'custom', path: [...path, 'scopes'], message: 'app-only tokens never carry scopes: tokenType "app" with scopes can never be met' });
+  }
+}
+
+/** One alternative of `require.anyOf`: the same requirements, without nesting. */
+const alternativeSchema = z
+  .strictObject(requirementFields)
+  .refine((v) => Object.values(v).some((x) => x !== undefined), 'an alternative needs at least one requirement');
+
+export const requirementSchema = z
+  .strictObject({
+    ...requirementFields,
+    anyOf: z
+      .array(alternativeSchema)
+      .min(1)
+      .optional()
+      .describe('Met when at least one alternative is met in full (on top of the requirements beside it), e.g. an app token with role X or a user token with scope X.'),
+  })
+  .superRefine((req, ctx) => {
+    checkRequirementSet(req, ctx, []);
+    const readsToken = (set: RequirementFields): boolean => TOKEN_REQUIREMENTS.some((k) => set[k] !== undefined);
+    const peerOnlyAlternative = req.anyOf?.some((a) => a.peer?.peerOnly === true) ?? false;
+    req.anyOf?.forEach((alt, i) => {
+      checkRequirementSet({ ...req, ...alt, tokenType: alt.tokenType ?? req.tokenType, scopes: alt.scopes ?? req.scopes }, ctx, ['anyOf', i]);
+      if (req.tokenType !== undefined && alt.tokenType !== undefined && alt.tokenType !== req.tokenType) {
+        ctx.addIssue({ code: 'custom', path: ['anyOf', i, 'tokenType'], message: `conflicts with tokenType "${req.tokenType}" beside anyOf` });
+      }
+      if (alt.peer?.peerOnly && readsToken(alt)) {
+        ctx.addIssue({ code: 'custom', path: ['anyOf', i, 'peer', 'peerOnly'], message: 'a peerOnly alternative cannot also require token claims (make them two alternatives)' });
+      }
+      if (req.peer?.peerOnly && readsToken(alt)) {
+        ctx.addIssue({ code: 'custom', path: ['anyOf', i], message: 'reads the token, but peer.peerOnly beside anyOf means no token is needed' });
+      }
+    });
+    if ((req.peer?.peerOnly || peerOnlyAlternative) && readsToken(req)) {
+      const where = req.peer?.peerOnly ? 'peer.peerOnly' : 'a peerOnly alternative';
+      for (const key of TOKEN_REQUIREMENTS) {
+        if (req[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `reads the token, but ${where} means no token is needed` });
+      }
+    }
+  });
+
+const pathPattern = z.string().superRefine((p, ctx) => {
+  const problem = pathPatternProblem(p);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+/** One path alternative: exactly one of `exact`, `prefix`, `grpc`. */
+export const pathMatchSchema = z
+  .strictObject({
+    exact: pathPattern.optional().describe('The whole path, exactly (case-sensitive, query string excluded).'),
+    prefix: pathPattern.optional().describe('This path and everything below it, by whole segments: `/api` matches `/api` and `/api/x`, not `/apiary`.'),
+    grpc: z.string().regex(GRPC_PATTERN, 'expected package.Service or package.Service/Method').optional().describe('A gRPC service (`pkg.v1.Svc`: all its methods) or method (`pkg.v1.Svc/Method`).'),
+  })
+  .refine((v) => [v.exact, v.prefix, v.grpc].filter((x) => x !== undefined).length === 1, 'give exactly one of exact, prefix, grpc');
+
+export const matchSchema = z.strictObject({
+  contextExtensions: z.record(z.string().min(1), z.string()).optional().describe('Every listed context extension must be present with exactly this value.'),
+  hosts: z.array(z.string().regex(HOST_PATTERN, 'expected a host name, IP address or *.domain (no port)')).min(1).optional().describe('Any of these hosts (`:authority`, port ignored, case-insensitive); `*.example.com` matches any subdomain.'),
+  paths: z.array(pathMatchSchema).min(1).optional().describe('Any of these paths.'),
+  methods: z.array(z.string().regex(METHOD_PATTERN, 'expected an HTTP method such as GET')).min(1).optional().describe('Any of these HTTP methods (case-insensitive).'),
+});
+
+export const ruleSchema = z
+  .strictObject({
+    name: z.string().regex(RULE_NAME_PATTERN, 'use 1-128 letters, digits and . _ : -').describe('Unique name, shown in audit records, metrics and explain.'),
+    description: z.string().max(1024).optional().describe('Free text shown by `explain`.'),
+    match: matchSchema.default({}).describe('What requests the rule applies to; all given kinds must fit. An empty match applies to every request.'),
+    allowAnonymous: z.boolean().default(false).describe('Allow without any credential (health checks, public metadata). Takes no `require`.'),
+    require: requirementSchema.optional().describe('What the caller must present; omitted means any valid token.'),
+    dryRun: z.boolean().optional().describe('Record would-be denials of this rule but allow; overrides the top-level `dryRun`.'),
+  })
+  .superRefine((rule, ctx) => {
+    if (rule.allowAnonymous && rule.require !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['require'], message: 'allowAnonymous rules take no requirements (remove one of the two)' });
+    }
+  });
+
+export const identityHeadersSchema = z.strictObject({
+  oid: headerName.default('x-entra-oid'),
+  tid: headerName.default('x-entra-tid'),
+  appId: headerName.default('x-entra-app-id'),
+  roles: headerName.default('x-entra-roles'),
+  scopes: headerName.default('x-entra-scopes'),
+  tokenType: headerName.default('x-entra-token-type'),
+  decisionId: headerName.default('x-entra-decision-id'),
+});
+
+export const configSchema = z.strictObject({
+  server: z
+    .strictObject({
+      /** gRPC listener for Envoy's Check calls. */
+      listen: hostPort.default('0.0.0.0:9001'),
+      /** How long in-flight checks may take to finish on SIGTERM/SIGINT before the server exits. */
+      shutdownGraceSeconds: z.number().positive().max(300).default(10),
+      /** Largest single request header value accepted in a CheckRequest. */
+      maxHeaderBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(256 * 1024),
+    })
+    .default({ listen: '0.0.0.0:9001', shutdownGraceSeconds: 10, maxHeaderBytes: 256 * 1024 }),
+
+  entra: z.strictObject({
+    /** Authority host; change it for sovereign clouds or the local emulator. */
+    authority: z
+      .url({ protocol: /^https?$/ })
+      .default('https://login.microsoftonline.com')
+      .transform((u) => u.replace(/\/+$/, '')),
+    /** Tenant allow-list: tokens from any other tenant are refused. Keys are loaded for each. */
+    tenants: z.array(z.string().regex(GUID, 'expected a tenant GUID').transform((t) => t.toLowerCase())).min(1),
+    /** Accepted `aud` values, exact match (client-id GUID and/or App ID URI). */
+    audiences: nonEmptyStrings,
+    /** Accepted token versions; each version's issuer is taken from its OpenID metadata. */
+    tokenVersions: z
+      .array(z.enum(['1.0', '2.0']))
+      .min(1)
+      .default(['1.0', '2.0']),
+    clockSkewSeconds: z.number().int().min(0).max(3600).default(300),
+    /** Header the token is read from. */
+    tokenHeader: headerName.default('authorization'),
+    /** Tokens longer than this are refused before any parsing. */
+    maxTokenBytes: z.number().int().min(512).max(256 * 1024).default(64 * 1024),
+    /** Accept tokens with neither `roles` nor `scp` (Microsoft.Identity.Web refuses them by default). */
+    allowTokensWithoutPermissions: z.boolean().default(false),
+    keys: z
+      .strictObject({
+        /** Longest a fetched key set is trusted without a successful refresh (at most 24 h). */
+        ttlSeconds: z.number().int().min(60).max(86_400).default(86_400),
+        /** Background refresh period. */
+        refreshIntervalSeconds: z.number().int().min(30).max(86_400).default(3600),
+        /** An unknown `kid` triggers at most one refresh per tenant in this period. */
+        unknownKidCooldownSeconds: z.number().int().min(0).max(86_400).default(300),
+        /** Timeout of one discovery or JWKS fetch. */
+        fetchTimeoutMs: z.number().int().min(100).max(60_000).default(5000),
+      })
+      .default({ ttlSeconds: 86_400, refreshIntervalSeconds: 3600, unknownKidCooldownSeconds: 300, fetchTimeoutMs: 5000 }),
+  }),
+
+  /** Evaluated in file order; the first rule whose match fits decides. No match → deny. */
+  rules: z.array(ruleSchema).min(1).describe('Evaluated in file order; the first rule whose match fits decides. No match: deny (no_matching_rule).'),
+
+  /**
+   * Report-only mode for every rule (and for requests no rule matches): a request that would be
+   * denied is allowed, and the would-be denial is recorded. A rule's own `dryRun` overrides it.
+   */
+  dryRun: z.boolean().default(false).describe('Report-only mode: would-be denials are allowed and recorded. A rule\'s own dryRun overrides it.'),
+
+  response: z
+    .strictObject({
+      /** Names of the identity headers added to the upstream request. */
+      identityHeaders: identityHeadersSchema.default(identityHeadersSchema.parse({})),
+      /** Remove the token's header from the upstream request once it is verified. */
+      removeTokenHeader: z.boolean().default(false),
+      /** `realm` in WWW-Authenticate challenges. */
+      realm: z.string().min(1).regex(/^[^"\\\r\n]*$/, 'no quotes, backslashes or newlines').default('entra-authz'),
+      /**
+       * When set, a request allowed only because of dry-run carries this header upstream with the
+       * would-be reason code (e.g. `x-entra-authz-dry-run: missing_role`); removed otherwise.
+       */
+      dryRunHeader: headerName.optional().describe('Header set upstream, with the would-be reason code, on requests allowed only because of dry-run.'),
+    })
+    .default({ identityHeaders: identityHeadersSchema.parse({}), removeTokenHeader: false, realm: 'entra-authz' }),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type Rule = z.output<typeof ruleSchema>;
+export type Requirement = z.output<typeof requirementSchema>;
+export type RequirementAlternative = z.output<typeof alternativeSchema>;
+export type Match = z.output<typeof matchSchema>;
+export type PathMatch = z.output<typeof pathMatchSchema>;
+export type EntraConfig = Config['entra'];

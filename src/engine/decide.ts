@@ -1,0 +1,142 @@
+import { extractToken } from '../authn/bearer.js';
+import type { Config } from '../config/schema.js';
+import type { Decision, DecisionBase } from '../core/decision.js';
+import type { TokenIdentity } from '../core/identity.js';
+import type { ReasonCode } from '../core/reasons.js';
+import { normalizeCheckRequest, type RequestLimits, type RequestView } from '../core/request.js';
+import { compilePolicy, type CompiledPolicy } from '../policy/compile.js';
+import { checkRequirements, selectRule, type RequirementOutcome } from '../policy/evaluate.js';
+import { checkTokenBinding, createPeerResolver, DEFAULT_PEER_SETTINGS } from '../authn/mtls/index.js';
+import type { PeerIdentity, PeerResolver, PeerResult } from '../policy/peer.js';
+
+export type VerifyResult =
+  | { readonly ok: true; readonly identity: TokenIdentity }
+  | { readonly ok: false; readonly reason: ReasonCode; readonly detail: string };
+
+/** Verifies a raw token; never throws. Implemented by authn/entra. */
+export interface TokenVerifier {
+  verify(token: string): Promise<VerifyResult>;
+}
+
+/** Optional hook for child spans around each phase (telemetry supplies it). */
+export interface PhaseTracer {
+  phase<T>(name: 'token.verify' | 'policy.evaluate', fn: () => Promise<T>): Promise<T>;
+}
+
+/** Everything known about one check: the decision plus what explain and the audit record need. */
+export interface CheckOutcome {
+  readonly decision: Decision;
+  /** Undefined when the CheckRequest could not be read. */
+  readonly request: RequestView | undefined;
+  readonly outcomes: readonly RequirementOutcome[];
+  /** The TLS peer, when it was resolved for this check (for metadata and audit). */
+  readonly peer?: PeerIdentity | undefined;
+}
+
+export interface DeciderDeps {
+  readonly config: Config;
+  readonly verifier: TokenVerifier;
+  readonly newId: () => string;
+  /** The config's compiled rules; compiled here when omitted. */
+  readonly policy?: CompiledPolicy;
+  /**
+   * Reads the TLS peer (src/authn/mtls) when a rule or a bound token needs it. Default: Envoy's
+   * `source` only (no CA bundle, XFCC ignored); the integrator passes one built from `peer:`.
+   */
+  readonly peer?: PeerResolver;
+  /** Wall clock in ms, for certificate validity windows. Default `Date.now`. */
+  readonly now?: () => number;
+}
+
+const untraced: PhaseTracer = { phase: (_name, fn) => fn() };
+
+interface DenyContext {
+  readonly request?: RequestView;
+  readonly rule?: string;
+  readonly identity?: TokenIdentity;
+  readonly outcomes?: readonly RequirementOutcome[];
+  readonly peer?: PeerIdentity | undefined;
+  /** Whether dry-run applies at the point of the denial (top-level before a rule is chosen, the rule's after). */
+  readonly dryRun: boolean;
+}
+
+/**
+ * The decision flow: read the request, pick the rule, (unless the rule is anonymous) read and
+ * verify the token, check the rule's requirements, and apply dry-run. Pure apart from the
+ * verifier; never throws (the caller still guards). Everything config-derived is computed here,
+ * once: a decider belongs to one configuration, which is how a reload leaves checks in flight on
+ * the configuration they started with.
+ */
+export function createDecider(deps: DeciderDeps): (raw: unknown, tracer?: PhaseTracer) => Promise<CheckOutcome> {
+  const { config, verifier, newId } = deps;
+  const policy = deps.policy ?? compilePolicy(config);
+  const peerResolver = deps.peer ?? createPeerResolver(DEFAULT_PEER_SETTINGS);
+  const now = deps.now ?? Date.now;
+  const limits: RequestLimits = { maxHeaderBytes: config.server.maxHeaderBytes, maxHeaders: 512 };
+  const tokenHeader = config.entra.tokenHeader;
+
+  return async function decide(raw, tracer = untraced) {
+    const id = newId();
+    const deny = (reason: ReasonCode, detail: string, more: DenyContext): CheckOutcome => {
+      const base: DecisionBase = { id, reason, detail, rule: more.rule, identity: more.identity };
+      const decision: Decision = more.dryRun
+        ? // Report-only: allow, and carry the denial enforcement would have produced.
+          { ...base, kind: 'allow', reason: 'allowed', detail: `dry-run, would deny ${reason}: ${detail}`, dryRun: { wouldDeny: reason, detail } }
+        : { ...base, kind: reason === 'keys_unavailable' ? 'unavailable' : 'deny' };
+      return { decision, request: more.request, outcomes: more.outcomes ?? [], peer: more.peer };
+    };
+
+    const normalized = normalizeCheckRequest(raw, limits);
+    if (!normalized.ok) return deny('request_malformed', normalized.detail, { dryRun: policy.dryRun });
+    const request = normalized.request;
+
+    const selection = selectRule(policy, request);
+    if (selection.kind === 'path_not_canonical') {
+      return deny('path_not_canonical', `path ${JSON.stringify(request.path.slice(0, 256))} is not canonical`, { request, dryRun: policy.dryRun });
+    }
+    if (selection.kind === 'none') return deny('no_matching_rule', 'no rule matches the request', { request, dryRun: policy.dryRun });
+    const rule = selection.rule;
+    const at = { request, rule: rule.name, dryRun: rule.dryRun };
+
+    if (rule.anonymous) {
+      // No credential is read: a token sent anyway is neither verified nor passed on as identity.
+      return { decision: { kind: 'allow', id, reason: 'allowed_anonymous', detail: `rule ${rule.name}`, rule: rule.name, identity: undefined }, request, outcomes: [] };
+    }
+
+    // The peer is resolved at most once per check, and only when something needs it.
+    let peerResult: PeerResult | undefined;
+    const peer = (): PeerResult => (peerResult ??= peerResolver.resolve(request, now()));
+    const resolvedPeer = (): PeerIdentity | undefined => (peerResult?.ok ? peerResult.peer : undefined);
+
+    let identity: TokenIdentity | undefined;
+    const credential = extractToken(request, tokenHeader);
+    if (credential.kind === 'none') {
+      if (rule.token === 'required') return deny('token_missing', `no ${tokenHeader} header`, at);
+    } else if (credential.kind === 'invalid') {
+      return deny(credential.reason, credential.detail, at);
+    } else {
+      // Also on peerOnly rules: a credential that is sent must be valid.
+      const verified = await tracer.phase('token.verify', () => verifier.verify(credential.token));
+      if (!verified.ok) return deny(verified.reason, verified.detail, at);
+      identity = verified.identity;
+      // RFC 8705: a bound token (or one sent as MTLS_POP) is checked against the peer's certificate
+      // whatever the rule says — never failing open when no certificate is known.
+      if (identity.boundCertificateThumbprint !== undefined || credential.scheme === 'mtls_pop') {
+        const p = peer();
+        if (!p.ok) return deny(p.reason, p.detail, { ...at, identity });
+        const binding = checkTokenBinding(identity, p.peer, { scheme: credential.scheme });
+        if (!binding.ok) return deny(binding.reason, binding.detail, { ...at, identity, peer: p.peer });
+      }
+    }
+
+    const ctx = { identity, peer };
+    const result = await tracer.phase('policy.evaluate', async () => checkRequirements(rule, ctx));
+    if (!result.ok) return deny(result.reason, result.detail, { ...at, identity, outcomes: result.outcomes, peer: resolvedPeer() });
+    return {
+      decision: { kind: 'allow', id, reason: 'allowed', detail: `rule ${rule.name}`, rule: rule.name, identity },
+      request,
+      outcomes: result.outcomes,
+      peer: resolvedPeer(),
+    };
+  };
+}
