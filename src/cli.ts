@@ -7,7 +7,8 @@ const USAGE = `entra-authz — Envoy ext_authz server for Microsoft Entra ID tok
 Usage:
   entra-authz serve --config FILE      run the authorization server
   entra-authz validate --config FILE   check a configuration file and exit
-  entra-authz dev                      server + built-in Entra emulator on loopback (try it out)
+  entra-authz dev [--listen H:P] [--admin-listen H:P] [--emulator-listen H:P]
+                                       server + built-in Entra emulator on loopback (try it out)
   entra-authz emulator [--listen H:P] [--public-url URL]
                                        the Entra emulator alone
   entra-authz check [--server H:P] [--token JWT] [--path P] [--method M] [--host H]
@@ -36,10 +37,10 @@ async function main(argv: string[]): Promise<number> {
     case 'dev': {
       const { values } = parseArgs({
         args: rest,
-        options: { listen: { type: 'string' }, 'emulator-listen': { type: 'string' } },
+        options: { listen: { type: 'string' }, 'emulator-listen': { type: 'string' }, 'admin-listen': { type: 'string' } },
       });
       const { runDev } = await import('./cli/dev.js');
-      return runDev({ listen: values.listen, emulatorListen: values['emulator-listen'] });
+      return runDev({ listen: values.listen, emulatorListen: values['emulator-listen'], adminListen: values['admin-listen'] });
     }
     case 'emulator': {
       const { values } = parseArgs({ args: rest, options: { listen: { type: 'string' }, 'public-url': { type: 'string' } } });

@@ -1,9 +1,9 @@
 import { validateConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { DEMO, startEntraEmulator, type EntraEmulator } from '../dev/emulator.js';
-import { startApp } from '../server/app.js';
 import { createLogger } from '../server/logger.js';
 import { untilSignalled } from './lifecycle.js';
+import { startService } from './serve.js';
 
 function hostPort(listen: string): { host: string; port: number } {
   const i = listen.lastIndexOf(':');
@@ -14,10 +14,11 @@ function hostPort(listen: string): { host: string; port: number } {
  * The embedded defaults of dev mode: the demo tenant and API of the emulator, and two rules —
  * writes need `Orders.Write`, everything else `Orders.Read` (or `Orders.Write`).
  */
-export function devConfig(emulatorUrl: string, listen = '127.0.0.1:9001'): Config {
+export function devConfig(emulatorUrl: string, listen = '127.0.0.1:9001', adminListen = '127.0.0.1:9090'): Config {
   return validateConfig(
     {
       server: { listen, shutdownGraceSeconds: 5 },
+      telemetry: { admin: { listen: adminListen } },
       entra: {
         authority: emulatorUrl,
         tenants: [DEMO.tenantId],
@@ -36,7 +37,7 @@ export function devConfig(emulatorUrl: string, listen = '127.0.0.1:9001'): Confi
   );
 }
 
-function banner(emulator: EntraEmulator, address: string): string {
+function banner(emulator: EntraEmulator, address: string, adminUrl: string): string {
   const { writer, reader } = DEMO.clients;
   const tokenUrl = `${emulator.url}/${DEMO.tenantId}/oauth2/v2.0/token`;
   const tokenCmd = (c: typeof writer): string =>
@@ -44,8 +45,10 @@ function banner(emulator: EntraEmulator, address: string): string {
     `-d client_secret=${c.clientSecret} -d scope=${DEMO.api.identifierUri}/.default | node -pe 'JSON.parse(require("fs").readFileSync(0)).access_token'`;
   return `
 entra-authz dev mode — NOT for production (demo tenant, public demo secrets)
+Audit records (one JSON line per decision) follow on stdout; the operational log goes to stderr.
 
   ext_authz gRPC (Envoy → here)   ${address}
+  admin (/healthz /readyz /metrics) ${adminUrl}
   Entra emulator (authority)      ${emulator.url}
   tenant                          ${DEMO.tenantId}
   API audience                    ${DEMO.api.identifierUri}  or  ${DEMO.api.appId}
@@ -61,14 +64,14 @@ Try it (another terminal):
 `;
 }
 
-export async function runDev(opts: { listen?: string | undefined; emulatorListen?: string | undefined }): Promise<number> {
+export async function runDev(opts: { listen?: string | undefined; emulatorListen?: string | undefined; adminListen?: string | undefined }): Promise<number> {
   const log = createLogger();
   const { host, port } = hostPort(opts.emulatorListen ?? '127.0.0.1:9400');
   const emulator = await startEntraEmulator({ host, port });
-  const app = await startApp(devConfig(emulator.url, opts.listen), { log });
-  console.log(banner(emulator, app.address));
+  const { app, telemetry, stop } = await startService(devConfig(emulator.url, opts.listen, opts.adminListen), log);
+  console.log(banner(emulator, app.address, telemetry.admin.url));
   return untilSignalled(log, async () => {
-    await app.close();
+    await stop();
     await emulator.close();
   });
 }

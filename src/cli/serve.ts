@@ -1,9 +1,41 @@
 import { readFile } from 'node:fs/promises';
 import { ConfigError, parseConfig } from '../config/load.js';
 import { createConfigWatcher } from '../config/reload.js';
-import { startApp } from '../server/app.js';
-import { createLogger } from '../server/logger.js';
+import type { Config } from '../config/schema.js';
+import { startApp, type RunningApp } from '../server/app.js';
+import { createLogger, type Logger } from '../server/logger.js';
+import { startTelemetry, type Telemetry } from '../telemetry/telemetry.js';
 import { untilSignalled } from './lifecycle.js';
+
+export const SERVICE_NAME = 'entra-authz';
+
+/** Telemetry + server for one configuration: what `serve` and `dev` both run. */
+export async function startService(config: Config, log: Logger): Promise<{ app: RunningApp; telemetry: Telemetry; stop(): Promise<void> }> {
+  let app: RunningApp | undefined;
+  const telemetry = await startTelemetry({
+    config: config.telemetry,
+    env: process.env,
+    serviceName: SERVICE_NAME,
+    isReady: () => (app?.isServing() ? { ready: true } : { ready: false, detail: 'signing keys not loaded, or shutting down' }),
+    onWarning: (message) => log.warn(message),
+  });
+  try {
+    app = await startApp(config, { log, telemetry });
+  } catch (err) {
+    await telemetry.shutdown();
+    throw err;
+  }
+  const running = app;
+  log.info({ admin: telemetry.admin.url, tracing: telemetry.tracing.enabled }, 'admin endpoints listening');
+  return {
+    app: running,
+    telemetry,
+    async stop() {
+      await running.close();
+      await telemetry.shutdown();
+    },
+  };
+}
 
 export async function runServe(configPath: string): Promise<number> {
   let text: string;
@@ -14,17 +46,31 @@ export async function runServe(configPath: string): Promise<number> {
   }
   const config = parseConfig(text, configPath);
   const log = createLogger();
-  const app = await startApp(config, { log });
+  const { app, telemetry, stop } = await startService(config, log);
+
   // Hot reload on file change and SIGHUP: validated first, an invalid file keeps the running config.
   const watcher = createConfigWatcher({
     path: configPath,
     initialText: text,
-    onChange: (next) => app.reload(next),
-    onError: (err, trigger) =>
-      log.error({ trigger, problems: err instanceof ConfigError ? err.problems : undefined, err: err.message }, 'configuration reload failed; keeping the running configuration'),
+    onChange: async (next) => {
+      await app.reload(next);
+      await telemetry.setAuditConfig(next.telemetry.audit);
+      telemetry.metrics.configReload('success');
+    },
+    onError: (err, trigger) => {
+      telemetry.metrics.configReload('failure');
+      log.error({ trigger, problems: err instanceof ConfigError ? err.problems : undefined, err: err.message }, 'configuration reload failed; keeping the running configuration');
+    },
   });
-  return untilSignalled(log, () => {
+  // SIGHUP also re-reads the listener's certificates and reopens the audit file (log rotation).
+  const onSighup = (): void => {
+    telemetry.audit.reopen();
+    app.reloadCertificates().catch((err: unknown) => log.error({ err: (err as Error).message }, 'certificate reload failed'));
+  };
+  process.on('SIGHUP', onSighup);
+  return untilSignalled(log, async () => {
+    process.off('SIGHUP', onSighup);
     watcher.close();
-    return app.close();
+    await stop();
   });
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { GRPC_PATTERN, HOST_PATTERN, METHOD_PATTERN, RULE_NAME_PATTERN, pathPatternProblem } from '../policy/patterns.js';
-import { peerRequirementSchema } from './schema-mtls.js';
+import { peerRequirementSchema, peerSourceSchema, tlsListenerSchema } from './schema-mtls.js';
+import { telemetrySectionSchema } from './schema-telemetry.js';
 
 /**
  * The configuration file's schema. Types are inferred from it, so the schema is the single source
@@ -145,6 +146,10 @@ export const identityHeadersSchema = z.strictObject({
   scopes: headerName.default('x-entra-scopes'),
   tokenType: headerName.default('x-entra-token-type'),
   decisionId: headerName.default('x-entra-decision-id'),
+  /** mTLS peer principal (SPIFFE ID, else first DNS SAN, else subject), when a peer is known. */
+  peerPrincipal: headerName.default('x-entra-peer-principal'),
+  /** Hex SHA-256 fingerprint of the peer certificate, when one was presented. */
+  peerFingerprint: headerName.default('x-entra-peer-fingerprint'),
 });
 
 export const configSchema = z.strictObject({
@@ -156,8 +161,16 @@ export const configSchema = z.strictObject({
       shutdownGraceSeconds: z.number().positive().max(300).default(10),
       /** Largest single request header value accepted in a CheckRequest. */
       maxHeaderBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(256 * 1024),
+      /** TLS (and optionally required client certificates) on the gRPC listener — see docs/mtls.md. */
+      tls: tlsListenerSchema.optional(),
     })
     .default({ listen: '0.0.0.0:9001', shutdownGraceSeconds: 10, maxHeaderBytes: 256 * 1024 }),
+
+  /** Where the caller's mTLS identity is read from (CA bundle, trusted XFCC) — see docs/mtls.md. */
+  peer: peerSourceSchema.default(peerSourceSchema.parse({})),
+
+  /** Admin endpoints and audit log — see docs/observability.md. */
+  telemetry: telemetrySectionSchema,
 
   entra: z.strictObject({
     /** Authority host; change it for sovereign clouds or the local emulator. */

@@ -34,6 +34,8 @@ export interface ResponseSettings {
     readonly scopes: string;
     readonly tokenType: string;
     readonly decisionId: string;
+    readonly peerPrincipal: string;
+    readonly peerFingerprint: string;
   };
   readonly tokenHeader: string;
   readonly removeTokenHeader: boolean;
@@ -47,8 +49,17 @@ export interface ResponseSettings {
   readonly authorizationUri: string;
 }
 
-function metadataOf(decision: Decision): Record<string, MetadataValue> {
+/** The caller's mTLS identity as the response shows it (mTLS's PeerIdentity fits this shape). */
+export interface PeerFacts {
+  readonly principal: string;
+  readonly fingerprintSha256?: string | undefined;
+  /** Flat `peer_*` keys for the dynamic metadata. */
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+function metadataOf(decision: Decision, peer: PeerFacts | undefined): Record<string, MetadataValue> {
   const m: Record<string, MetadataValue> = { decision_id: decision.id, reason: decision.reason };
+  if (peer) Object.assign(m, peer.metadata);
   if (decision.rule !== undefined) m['rule'] = decision.rule;
   if (decision.dryRun !== undefined) m['dry_run_would_deny'] = decision.dryRun.wouldDeny;
   const id = decision.identity;
@@ -71,7 +82,7 @@ function challenge(settings: ResponseSettings, error: string | null, description
   return `Bearer ${params.join(', ')}`;
 }
 
-export function planResponse(decision: Decision, settings: ResponseSettings): ResponsePlan {
+export function planResponse(decision: Decision, settings: ResponseSettings, peer?: PeerFacts): ResponsePlan {
   const info = reasonInfo(decision.reason);
   if (decision.kind === 'unavailable') return { kind: 'unavailable', message: decision.reason };
 
@@ -83,16 +94,17 @@ export function planResponse(decision: Decision, settings: ResponseSettings): Re
       values.push([h.oid, id.oid], [h.tid, id.tid], [h.appId, id.appId], [h.tokenType, id.type]);
       values.push([h.roles, id.roles.join(',')], [h.scopes, id.scopes.join(' ')]);
     }
+    if (peer) values.push([h.peerPrincipal, peer.principal], [h.peerFingerprint, peer.fingerprintSha256 ?? '']);
     // Empty values are not sent; the header is removed instead so a client-sent copy never survives.
     const setHeaders = values.filter(([, v]) => v !== '');
     const set = new Set(setHeaders.map(([k]) => k));
-    const removeHeaders = [h.oid, h.tid, h.appId, h.roles, h.scopes, h.tokenType, h.decisionId].filter((k) => !set.has(k));
+    const removeHeaders = Object.values(h).filter((k) => !set.has(k));
     if (settings.dryRunHeader !== undefined) {
       if (decision.dryRun !== undefined) setHeaders.push([settings.dryRunHeader, decision.dryRun.wouldDeny]);
       else removeHeaders.push(settings.dryRunHeader);
     }
     if (settings.removeTokenHeader && decision.identity) removeHeaders.push(settings.tokenHeader);
-    return { kind: 'allow', setHeaders, removeHeaders: [...new Set(removeHeaders)], metadata: metadataOf(decision) };
+    return { kind: 'allow', setHeaders, removeHeaders: [...new Set(removeHeaders)], metadata: metadataOf(decision, peer) };
   }
 
   const headers: [string, string][] = [
@@ -101,5 +113,5 @@ export function planResponse(decision: Decision, settings: ResponseSettings): Re
   ];
   if (info.challenge) headers.push(['www-authenticate', challenge(settings, info.bearerError, info.message)]);
   const body = JSON.stringify({ error: decision.reason, message: info.message, decision_id: decision.id });
-  return { kind: 'deny', grpcCode: info.grpcCode, httpStatus: info.httpStatus, headers, body, metadata: metadataOf(decision) };
+  return { kind: 'deny', grpcCode: info.grpcCode, httpStatus: info.httpStatus, headers, body, metadata: metadataOf(decision, peer) };
 }

@@ -1,9 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { Server, ServerCredentials, status, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import { Server, ServerCredentials, status, type ServerInterceptor, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { createConfigHolder, entraChanged } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
-import { planResponse, type ResponseSettings } from '../core/response.js';
+import { planResponse, type PeerFacts, type ResponseSettings } from '../core/response.js';
+import { createPeerResolver, loadPeerSettings, peerMetadata, type PeerIdentity } from '../authn/mtls/index.js';
+import { NOOP_CHECK_TRACER } from '../telemetry/tracing.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
+import { createClientAllowListInterceptor, createTlsListener, type TlsListener, type TlsListenerOptions } from './tls.js';
 import { createDecider, type CheckOutcome } from '../engine/decide.js';
 import { createKeyStore } from '../authn/entra/keystore.js';
 import { createTokenVerifier } from '../authn/entra/verifier.js';
@@ -19,8 +23,10 @@ export interface AppDeps {
   readonly now?: () => number;
   readonly log: Logger;
   readonly newId?: () => string;
-  /** Called once per decision, after the response is sent (audit, metrics). */
-  readonly onDecision?: (outcome: CheckOutcome, durationMs: number) => void;
+  /** Spans, metrics and audit records; none when omitted (tests of the decision path alone). */
+  readonly telemetry?: Telemetry;
+  /** Overrides for the TLS listener (tests poll certificate files faster). */
+  readonly tls?: Pick<TlsListenerOptions, 'reloadIntervalMs'>;
 }
 
 export interface RunningApp {
@@ -37,6 +43,12 @@ export interface RunningApp {
    * cannot, this rejects and the running configuration stays.
    */
   reload(config: Config): Promise<void>;
+  /** Re-reads the listener's certificate files now (SIGHUP); resolves true when they changed. */
+  reloadCertificates(): Promise<boolean>;
+}
+
+function peerFacts(peer: PeerIdentity | undefined): PeerFacts | undefined {
+  return peer && { principal: peer.principal, fingerprintSha256: peer.fingerprintSha256, metadata: peerMetadata(peer) };
 }
 
 export function responseSettings(config: Config): ResponseSettings {
@@ -61,19 +73,25 @@ function bind(server: Server, address: string, credentials: ServerCredentials): 
 export async function startApp(config: Config, deps: AppDeps): Promise<RunningApp> {
   const now = deps.now ?? Date.now;
   const log = deps.log;
+  const telemetry = deps.telemetry;
   const newKeyStore = (entra: Config['entra']) =>
     createKeyStore({
       config: entra,
       fetch: deps.fetch ?? globalThis.fetch,
       now,
       log: ({ level, msg, ...fields }) => log[level](fields, msg),
+      ...(telemetry ? { onFetch: telemetry.onKeyFetch } : {}),
     });
   // Everything derived from one configuration; a check takes one snapshot when it starts.
-  const runtimeFor = (cfg: Config, keys: ReturnType<typeof newKeyStore>) => {
+  const runtimeFor = async (cfg: Config, keys: ReturnType<typeof newKeyStore>) => {
     const verifier = createTokenVerifier({ config: cfg.entra, keys, now });
-    return { config: cfg, keys, decide: createDecider({ config: cfg, verifier, newId: deps.newId ?? randomUUID, now }), settings: responseSettings(cfg) };
+    const peer = createPeerResolver(await loadPeerSettings(cfg.peer));
+    const decide = createDecider({ config: cfg, verifier, newId: deps.newId ?? randomUUID, now, peer });
+    return { config: cfg, keys, decide, settings: responseSettings(cfg) };
   };
-  const runtime = createConfigHolder(runtimeFor(config, newKeyStore(config.entra)));
+  const runtime = createConfigHolder(await runtimeFor(config, newKeyStore(config.entra)));
+  const checks = telemetry?.checks ?? NOOP_CHECK_TRACER;
+  telemetry?.metrics.observeKeySets(() => runtime.current().keys.stats());
   const keys = { isReady: () => runtime.current().keys.isReady() };
 
   const health = new HealthImplementation({ '': 'NOT_SERVING', [AUTHORIZATION_SERVICE]: 'NOT_SERVING' });
@@ -90,14 +108,23 @@ export async function startApp(config: Config, deps: AppDeps): Promise<RunningAp
     const started = performance.now();
     const { decide, settings } = runtime.current();
     inFlight++;
+    const span = checks.startCheckFromRequest(call.request, call.metadata.getMap());
     const finish = (outcome: CheckOutcome): void => {
       inFlight--;
-      const plan = planResponse(outcome.decision, settings);
+      const plan = planResponse(outcome.decision, settings, peerFacts(outcome.peer));
       if (plan.kind === 'unavailable') callback({ code: status.UNAVAILABLE, details: plan.message });
       else callback(null, toCheckResponse(plan));
-      deps.onDecision?.(outcome, performance.now() - started);
+      const principal = outcome.peer?.principal ?? outcome.request?.source.principal;
+      telemetry?.recordDecision({
+        span,
+        decision: outcome.decision,
+        request: outcome.request,
+        outcomes: outcome.outcomes,
+        durationMs: performance.now() - started,
+        peer: { principal: principal || undefined, fingerprint: outcome.peer?.fingerprintSha256 },
+      });
     };
-    decide(call.request).then(finish, (err: unknown) => {
+    decide(call.request, span).then(finish, (err: unknown) => {
       // Fail closed: an unexpected error is a deny, never an exception thrown into grpc-js.
       log.error({ err: (err as Error)?.name, msg: (err as Error)?.message }, 'check failed unexpectedly');
       finish({
@@ -108,13 +135,29 @@ export async function startApp(config: Config, deps: AppDeps): Promise<RunningAp
     });
   };
 
-  const server = new Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
+  // The listener: plain gRPC, or TLS (optionally mutual, with an allow-list of client identities).
+  const tlsConfig = config.server.tls;
+  let tls: TlsListener | undefined;
+  const interceptors: ServerInterceptor[] = [];
+  if (tlsConfig) {
+    tls = await createTlsListener(tlsConfig, {
+      ...deps.tls,
+      onReload: (e) => log.info({ changed: e.changed, certificate: e.certificate }, 'TLS material reloaded'),
+      onError: (problem) => log.error({ problem }, 'TLS material not reloaded; serving the last good certificate'),
+      onClientRefused: (detail) => log.warn({ detail }, 'gRPC client refused'),
+    });
+    if (tlsConfig.allowedClients) {
+      interceptors.push(createClientAllowListInterceptor(tlsConfig.allowedClients, { onRefused: (d) => log.warn({ detail: d }, 'gRPC client refused') }));
+    }
+  }
+
+  const server = new Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024, interceptors });
   server.addService(loadAuthorizationService(), { Check: check });
   health.addToServer(server);
   const [host] = splitHostPort(config.server.listen);
-  const port = await bind(server, config.server.listen, ServerCredentials.createInsecure());
+  const port = await bind(server, config.server.listen, tls?.credentials ?? ServerCredentials.createInsecure());
   const address = `${host}:${port}`;
-  log.info({ address }, 'ext_authz gRPC server listening');
+  log.info({ address, tls: tls !== undefined, clientCertificates: tlsConfig?.requireClientCert ?? false }, 'ext_authz gRPC server listening');
 
   void runtime.current().keys.start().then(updateHealth);
 
@@ -128,7 +171,7 @@ export async function startApp(config: Config, deps: AppDeps): Promise<RunningAp
         log.warn({ listen: previous.config.server.listen, configured: next.server.listen }, 'server.listen changes need a restart; still listening on the old address');
       }
       if (!entraChanged(previous.config, next)) {
-        runtime.replace(runtimeFor(next, previous.keys));
+        runtime.replace(await runtimeFor(next, previous.keys));
       } else {
         const fresh = newKeyStore(next.entra);
         await fresh.start();
@@ -136,7 +179,14 @@ export async function startApp(config: Config, deps: AppDeps): Promise<RunningAp
           fresh.stop();
           throw new Error('the signing keys of the new entra section could not be loaded; keeping the running configuration');
         }
-        runtime.replace(runtimeFor(next, fresh));
+        let nextRuntime;
+        try {
+          nextRuntime = await runtimeFor(next, fresh);
+        } catch (err) {
+          fresh.stop();
+          throw err;
+        }
+        runtime.replace(nextRuntime);
         unsubscribe();
         unsubscribe = fresh.onReadyChange(updateHealth);
         previous.keys.stop();
@@ -144,11 +194,13 @@ export async function startApp(config: Config, deps: AppDeps): Promise<RunningAp
       updateHealth();
       log.info({ rules: next.rules.length, keysRebuilt: previous.keys !== runtime.current().keys }, 'configuration reloaded');
     },
+    reloadCertificates: () => tls?.reload() ?? Promise.resolve(false),
     async close(graceMs = runtime.current().config.server.shutdownGraceSeconds * 1000) {
       if (shuttingDown) return;
       shuttingDown = true;
       updateHealth();
       runtime.current().keys.stop();
+      tls?.close();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           log.warn({ inFlight }, 'grace period over; cancelling remaining checks');

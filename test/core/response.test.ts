@@ -12,6 +12,8 @@ const settings: ResponseSettings = {
     scopes: 'x-entra-scopes',
     tokenType: 'x-entra-token-type',
     decisionId: 'x-entra-decision-id',
+    peerPrincipal: 'x-entra-peer-principal',
+    peerFingerprint: 'x-entra-peer-fingerprint',
   },
   tokenHeader: 'authorization',
   removeTokenHeader: false,
@@ -52,9 +54,21 @@ describe('planResponse', () => {
       'x-entra-token-type': 'app',
       'x-entra-roles': 'Orders.Read,Orders.Write',
     });
-    // An app token has no scopes: the header is removed so a client cannot inject one.
-    expect(plan.removeHeaders).toEqual(['x-entra-scopes']);
+    // An app token has no scopes and there is no mTLS peer: those headers are removed so a client
+    // cannot inject them.
+    expect(plan.removeHeaders).toEqual(['x-entra-scopes', 'x-entra-peer-principal', 'x-entra-peer-fingerprint']);
     expect(plan.metadata).toMatchObject({ decision_id: 'd-1', rule: 'orders', oid: 'oid-1', app_id: 'app-1' });
+  });
+
+  it('adds the mTLS peer principal and fingerprint as headers and metadata', () => {
+    const peer = { principal: 'spiffe://cluster.local/ns/shop/sa/checkout', fingerprintSha256: 'ab12', metadata: { peer_principal: 'spiffe://cluster.local/ns/shop/sa/checkout' } };
+    const plan = planResponse(allow, settings, peer);
+    if (plan.kind !== 'allow') throw new Error('expected allow');
+    expect(Object.fromEntries(plan.setHeaders)).toMatchObject({
+      'x-entra-peer-principal': 'spiffe://cluster.local/ns/shop/sa/checkout',
+      'x-entra-peer-fingerprint': 'ab12',
+    });
+    expect(plan.metadata['peer_principal']).toBe('spiffe://cluster.local/ns/shop/sa/checkout');
   });
 
   it('removes the token header after verification when configured', () => {
