@@ -194,6 +194,15 @@ export const configSchema = z.strictObject({
     maxTokenBytes: z.number().int().min(512).max(256 * 1024).default(64 * 1024),
     /** Accept tokens with neither `roles` nor `scp` (Microsoft.Identity.Web refuses them by default). */
     allowTokensWithoutPermissions: z.boolean().default(false),
+    /** Reuse of successful verifications of the same token (keyed by its SHA-256, never past `exp`). */
+    tokenCache: z
+      .strictObject({
+        /** Most tokens remembered; 0 turns the cache off. */
+        maxEntries: z.number().int().min(0).max(1_000_000).default(10_000),
+        /** Longest one verification is reused. */
+        ttlSeconds: z.number().int().min(1).max(3600).default(300),
+      })
+      .default({ maxEntries: 10_000, ttlSeconds: 300 }),
     keys: z
       .strictObject({
         /** Longest a fetched key set is trusted without a successful refresh (at most 24 h). */

@@ -10,8 +10,8 @@ import { checkTokenBinding, createPeerResolver, DEFAULT_PEER_SETTINGS } from '..
 import type { PeerIdentity, PeerResolver, PeerResult } from '../policy/peer.js';
 
 export type VerifyResult =
-  | { readonly ok: true; readonly identity: TokenIdentity }
-  | { readonly ok: false; readonly reason: ReasonCode; readonly detail: string };
+  | { readonly ok: true; readonly identity: TokenIdentity; readonly cacheHit?: boolean }
+  | { readonly ok: false; readonly reason: ReasonCode; readonly detail: string; readonly cacheHit?: boolean };
 
 /** Verifies a raw token; never throws. Implemented by authn/entra. */
 export interface TokenVerifier {
@@ -31,6 +31,8 @@ export interface CheckOutcome {
   readonly outcomes: readonly RequirementOutcome[];
   /** The TLS peer, when it was resolved for this check (for metadata and audit). */
   readonly peer?: PeerIdentity | undefined;
+  /** Whether the token's verification came from the verified-token cache; undefined when no token was verified. */
+  readonly tokenCacheHit?: boolean | undefined;
 }
 
 export interface DeciderDeps {
@@ -77,13 +79,14 @@ export function createDecider(deps: DeciderDeps): (raw: unknown, tracer?: PhaseT
 
   return async function decide(raw, tracer = untraced) {
     const id = newId();
+    let tokenCacheHit: boolean | undefined;
     const deny = (reason: ReasonCode, detail: string, more: DenyContext): CheckOutcome => {
       const base: DecisionBase = { id, reason, detail, rule: more.rule, identity: more.identity };
       const decision: Decision = more.dryRun
         ? // Report-only: allow, and carry the denial enforcement would have produced.
           { ...base, kind: 'allow', reason: 'allowed', detail: `dry-run, would deny ${reason}: ${detail}`, dryRun: { wouldDeny: reason, detail } }
         : { ...base, kind: reason === 'keys_unavailable' ? 'unavailable' : 'deny' };
-      return { decision, request: more.request, outcomes: more.outcomes ?? [], peer: more.peer };
+      return { decision, request: more.request, outcomes: more.outcomes ?? [], peer: more.peer, tokenCacheHit };
     };
 
     const normalized = normalizeCheckRequest(raw, limits);
@@ -117,6 +120,7 @@ export function createDecider(deps: DeciderDeps): (raw: unknown, tracer?: PhaseT
     } else {
       // Also on peerOnly rules: a credential that is sent must be valid.
       const verified = await tracer.phase('token.verify', () => verifier.verify(credential.token));
+      tokenCacheHit = verified.cacheHit;
       if (!verified.ok) return deny(verified.reason, verified.detail, at);
       identity = verified.identity;
       // RFC 8705: a bound token (or one sent as MTLS_POP) is checked against the peer's certificate
@@ -137,6 +141,7 @@ export function createDecider(deps: DeciderDeps): (raw: unknown, tracer?: PhaseT
       request,
       outcomes: result.outcomes,
       peer: resolvedPeer(),
+      tokenCacheHit,
     };
   };
 }

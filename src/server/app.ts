@@ -11,6 +11,7 @@ import { createClientAllowListInterceptor, createTlsListener, type TlsListener, 
 import { createDecider, type CheckOutcome } from '../engine/decide.js';
 import { createKeyStore } from '../authn/entra/keystore.js';
 import { createTokenVerifier } from '../authn/entra/verifier.js';
+import { createCachingVerifier } from '../cache/token-cache.js';
 import { toCheckResponse } from './check-response.js';
 import { loadAuthorizationService } from './protos.js';
 import type { Logger } from './logger.js';
@@ -84,7 +85,11 @@ export async function startApp(config: Config, deps: AppDeps): Promise<RunningAp
     });
   // Everything derived from one configuration; a check takes one snapshot when it starts.
   const runtimeFor = async (cfg: Config, keys: ReturnType<typeof newKeyStore>) => {
-    const verifier = createTokenVerifier({ config: cfg.entra, keys, now });
+    const verifier = createCachingVerifier(
+      createTokenVerifier({ config: cfg.entra, keys, now }),
+      { ...cfg.entra.tokenCache, clockSkewSeconds: cfg.entra.clockSkewSeconds },
+      now,
+    );
     const peer = createPeerResolver(await loadPeerSettings(cfg.peer));
     const decide = createDecider({ config: cfg, verifier, newId: deps.newId ?? randomUUID, now, peer });
     return { config: cfg, keys, decide, settings: responseSettings(cfg) };
@@ -121,6 +126,7 @@ export async function startApp(config: Config, deps: AppDeps): Promise<RunningAp
         request: outcome.request,
         outcomes: outcome.outcomes,
         durationMs: performance.now() - started,
+        cacheHit: outcome.tokenCacheHit,
         peer: { principal: principal || undefined, fingerprint: outcome.peer?.fingerprintSha256 },
       });
     };

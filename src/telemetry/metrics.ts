@@ -9,7 +9,7 @@ import type { Decision } from '../core/decision.js';
  * configured tenant GUIDs — never from request input, so cardinality stays bounded.
  */
 
-/** Seconds. From 50 µs (a decision-cache hit) to 2.5 s (a check stuck behind a key fetch). */
+/** Seconds. From 50 µs (a verified-token cache hit) to 2.5 s (a check stuck behind a key fetch). */
 export const CHECK_DURATION_BUCKETS: readonly number[] = [
   0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 ];
@@ -21,7 +21,7 @@ export const METRIC = {
   decisions: 'entra_authz_decisions_total',
   dryRunDenials: 'entra_authz_dry_run_denials_total',
   checkDuration: 'entra_authz_check_duration_seconds',
-  cacheLookups: 'entra_authz_decision_cache_lookups_total',
+  cacheLookups: 'entra_authz_token_cache_lookups_total',
   keyFetches: 'entra_authz_key_fetches_total',
   keyFetchDuration: 'entra_authz_key_fetch_duration_seconds',
   keysLoaded: 'entra_authz_keys_loaded',
@@ -60,7 +60,7 @@ export interface Metrics {
    * allow also counts in `entra_authz_dry_run_denials_total` under the reason it would have had.
    */
   decision(decision: Decision, seconds: number): void;
-  /** One decision-cache lookup. */
+  /** One verified-token cache lookup. */
   cache(hit: boolean): void;
   /** One discovery or JWKS fetch and how long it took (seconds). */
   keyFetch(kind: KeyFetchKind, result: KeyFetchResult, seconds: number): void;
@@ -103,7 +103,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   });
   const cacheLookups = new Counter({
     name: METRIC.cacheLookups,
-    help: 'Decision-cache lookups by result (hit, miss).',
+    help: 'Verified-token cache lookups by result (hit, miss).',
     labelNames: ['result'] as const,
     registers,
   });

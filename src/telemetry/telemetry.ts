@@ -143,6 +143,7 @@ export async function startTelemetry(options: StartTelemetryOptions): Promise<Te
       }
       try {
         metrics.decision(input.decision, input.durationMs / 1000);
+        if (input.cacheHit !== undefined) metrics.cache(input.cacheHit);
       } catch {
         // Idem for metrics.
       }

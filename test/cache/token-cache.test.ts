@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import { createCachingVerifier } from '../../src/cache/token-cache.js';
+import type { TokenIdentity } from '../../src/core/identity.js';
+import type { TokenVerifier, VerifyResult } from '../../src/engine/decide.js';
+
+const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
+
+function identity(expiresAt: number): TokenIdentity {
+  return {
+    version: '2.0', type: 'app', oid: 'o', sub: 'o', tid: 't', appId: 'a', appAuth: '1', issuer: 'i', audience: 'aud',
+    roles: ['R'], scopes: [], uti: 'u', tokenHash: 'h', expiresAt, boundCertificateThumbprint: undefined,
+  };
+}
+
+/** A verifier that counts calls and answers from a table. */
+function countingVerifier(answers: Record<string, VerifyResult>): TokenVerifier & { calls: number } {
+  const v = {
+    calls: 0,
+    async verify(token: string): Promise<VerifyResult> {
+      v.calls++;
+      return answers[token] ?? { ok: false, reason: 'token_malformed', detail: 'unknown' };
+    },
+  };
+  return v;
+}
+
+describe('verified-token cache', () => {
+  const settings = { maxEntries: 100, ttlSeconds: 300, clockSkewSeconds: 60 };
+
+  it('verifies a token once and then answers from the cache', async () => {
+    let now = T0;
+    const inner = countingVerifier({ tok: { ok: true, identity: identity(T0 / 1000 + 3600) } });
+    const cached = createCachingVerifier(inner, settings, () => now);
+    expect(await cached.verify('tok')).toMatchObject({ ok: true, cacheHit: false });
+    now += 1000;
+    expect(await cached.verify('tok')).toMatchObject({ ok: true, cacheHit: true });
+    expect(inner.calls).toBe(1);
+  });
+
+  it('re-verifies once the TTL has passed', async () => {
+    let now = T0;
+    const inner = countingVerifier({ tok: { ok: true, identity: identity(T0 / 1000 + 3600) } });
+    const cached = createCachingVerifier(inner, settings, () => now);
+    await cached.verify('tok');
+    now += 301_000;
+    expect(await cached.verify('tok')).toMatchObject({ cacheHit: false });
+    expect(inner.calls).toBe(2);
+  });
+
+  it('never serves a token past its expiry plus skew', async () => {
+    let now = T0;
+    const answers: Record<string, VerifyResult> = { tok: { ok: true, identity: identity(T0 / 1000 + 10) } };
+    const inner = countingVerifier(answers);
+    const cached = createCachingVerifier(inner, settings, () => now);
+    await cached.verify('tok');
+    now += 69_000; // exp + 59 s: within the skew
+    expect(await cached.verify('tok')).toMatchObject({ ok: true, cacheHit: true });
+    now += 2_000; // exp + 61 s: past it, the verifier decides again
+    answers['tok'] = { ok: false, reason: 'token_expired', detail: 'expired' };
+    expect(await cached.verify('tok')).toMatchObject({ ok: false, reason: 'token_expired' });
+  });
+
+  it('does not remember failures', async () => {
+    const inner = countingVerifier({});
+    const cached = createCachingVerifier(inner, settings, () => T0);
+    await cached.verify('bad');
+    await cached.verify('bad');
+    expect(inner.calls).toBe(2);
+  });
+
+  it('is off with maxEntries 0', async () => {
+    const inner = countingVerifier({ tok: { ok: true, identity: identity(T0 / 1000 + 3600) } });
+    const cached = createCachingVerifier(inner, { ...settings, maxEntries: 0 }, () => T0);
+    await cached.verify('tok');
+    await cached.verify('tok');
+    expect(inner.calls).toBe(2);
+  });
+});
