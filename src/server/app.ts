@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Server, ServerCredentials, status, type ServerInterceptor, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import { Server, ServerCredentials, status, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { createConfigHolder, entraChanged } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
@@ -7,7 +7,7 @@ import { planResponse, type PeerFacts, type ResponseSettings } from '../core/res
 import { createPeerResolver, loadPeerSettings, peerMetadata, type PeerIdentity } from '../authn/mtls/index.js';
 import { NOOP_CHECK_TRACER } from '../telemetry/tracing.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
-import { createClientAllowListInterceptor, createTlsListener, type TlsListener, type TlsListenerOptions } from './tls.js';
+import { createTlsListener, type TlsListener, type TlsListenerOptions } from './tls.js';
 import { createDecider, type CheckOutcome } from '../engine/decide.js';
 import { createKeyStore } from '../authn/entra/keystore.js';
 import { createTokenVerifier } from '../authn/entra/verifier.js';
@@ -141,10 +141,10 @@ export async function startApp(config: Config, deps: AppDeps): Promise<RunningAp
     });
   };
 
-  // The listener: plain gRPC, or TLS (optionally mutual, with an allow-list of client identities).
+  // The listener: plain gRPC, or TLS (optionally mutual; the credentials carry the allow-list of
+  // client identities).
   const tlsConfig = config.server.tls;
   let tls: TlsListener | undefined;
-  const interceptors: ServerInterceptor[] = [];
   if (tlsConfig) {
     tls = await createTlsListener(tlsConfig, {
       ...deps.tls,
@@ -152,12 +152,9 @@ export async function startApp(config: Config, deps: AppDeps): Promise<RunningAp
       onError: (problem) => log.error({ problem }, 'TLS material not reloaded; serving the last good certificate'),
       onClientRefused: (detail) => log.warn({ detail }, 'gRPC client refused'),
     });
-    if (tlsConfig.allowedClients) {
-      interceptors.push(createClientAllowListInterceptor(tlsConfig.allowedClients, { onRefused: (d) => log.warn({ detail: d }, 'gRPC client refused') }));
-    }
   }
 
-  const server = new Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024, interceptors });
+  const server = new Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
   server.addService(loadAuthorizationService(), { Check: check });
   health.addToServer(server);
   const [host] = splitHostPort(config.server.listen);

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { credentials, loadPackageDefinition, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
+import { credentials, loadPackageDefinition, makeGenericClientConstructor, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { validateConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
@@ -7,7 +7,7 @@ import { envoyCheckRequest, type CheckRequestOptions } from '../../src/cli/check
 import { DEMO, startEntraEmulator, type EntraEmulator } from '../../src/dev/emulator.js';
 import { startApp, type AppDeps, type RunningApp } from '../../src/server/app.js';
 import { silentLogger } from '../../src/server/logger.js';
-import { createAuthorizationClient, type AuthorizationClient } from '../../src/server/protos.js';
+import { createAuthorizationClient, loadAuthorizationService, type AuthorizationClient } from '../../src/server/protos.js';
 
 /** A controllable clock shared by the server and the emulator. */
 export interface FakeClock {
@@ -61,11 +61,22 @@ export interface HarnessOptions {
   readonly response?: Record<string, unknown>;
   readonly emulatorDown?: boolean;
   readonly deps?: Partial<AppDeps>;
+  /** Merged into the `server` section (e.g. `tls`). */
+  readonly server?: Record<string, unknown>;
+  /** The top-level `peer` section (CA bundle, XFCC trust). */
+  readonly peer?: Record<string, unknown>;
+  /** Shared clock of server and emulator; default `fakeClock()`. */
+  readonly clock?: FakeClock;
+  /** Credentials of the harness's Check and health clients; default insecure. */
+  readonly clientCredentials?: ChannelCredentials;
+  /** Channel options of those clients (e.g. `grpc.ssl_target_name_override`). */
+  readonly channelOptions?: ChannelOptions;
 }
 
 export function harnessConfig(emulatorUrl: string, opts: HarnessOptions = {}): Config {
   return validateConfig({
-    server: { listen: '127.0.0.1:0', shutdownGraceSeconds: 2 },
+    server: { listen: '127.0.0.1:0', shutdownGraceSeconds: 2, ...opts.server },
+    ...(opts.peer ? { peer: opts.peer } : {}),
     entra: {
       authority: emulatorUrl,
       tenants: [DEMO.tenantId],
@@ -80,24 +91,35 @@ export function harnessConfig(emulatorUrl: string, opts: HarnessOptions = {}): C
   });
 }
 
-function healthClient(address: string): { Check(req: unknown, cb: (err: ServiceError | null, res?: { status?: string }) => void): void; close(): void } {
+type HealthClient = { Check(req: unknown, cb: (err: ServiceError | null, res?: { status?: string }) => void): void; close(): void };
+
+function healthClient(address: string, creds: ChannelCredentials = credentials.createInsecure(), options?: ChannelOptions): HealthClient {
   const require = createRequire(import.meta.url);
   const proto = require.resolve('grpc-health-check/proto/health/v1/health.proto');
   const def = loadSync(proto, { keepCase: true, enums: String });
   const pkg = loadPackageDefinition(def) as unknown as {
-    grpc: { health: { v1: { Health: new (address: string, creds: ChannelCredentials) => ReturnType<typeof healthClient> } } };
+    grpc: { health: { v1: { Health: new (address: string, creds: ChannelCredentials, options?: ChannelOptions) => HealthClient } } };
   };
-  return new pkg.grpc.health.v1.Health(address, credentials.createInsecure());
+  return new pkg.grpc.health.v1.Health(address, creds, options);
+}
+
+let AuthorizationClientCtor: ReturnType<typeof makeGenericClientConstructor> | undefined;
+
+/** An Authorization client with channel options (createAuthorizationClient takes none). */
+export function authorizationClient(address: string, creds: ChannelCredentials, options: ChannelOptions = {}): AuthorizationClient {
+  AuthorizationClientCtor ??= makeGenericClientConstructor(loadAuthorizationService(), 'Authorization');
+  return new AuthorizationClientCtor(address, creds, options) as unknown as AuthorizationClient;
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
-  const clock = fakeClock();
+  const clock = opts.clock ?? fakeClock();
   const emulator = await startEntraEmulator({ now: clock.now });
   if (opts.emulatorDown) emulator.setAvailable(false);
   const config = harnessConfig(emulator.url, opts);
   const app = await startApp(config, { log: silentLogger(), now: clock.now, ...opts.deps });
-  const client = createAuthorizationClient(app.address, credentials.createInsecure());
-  const health = healthClient(app.address);
+  const creds = opts.clientCredentials ?? credentials.createInsecure();
+  const client = opts.channelOptions ? authorizationClient(app.address, creds, opts.channelOptions) : createAuthorizationClient(app.address, creds);
+  const health = healthClient(app.address, creds, opts.channelOptions);
 
   const sendRaw = (request: unknown): Promise<CheckResult> =>
     new Promise((resolve) => {
