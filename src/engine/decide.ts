@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { extractToken } from '../authn/bearer.js';
 import type { Config } from '../config/schema.js';
 import type { Decision, DecisionBase } from '../core/decision.js';
@@ -33,6 +34,8 @@ export interface CheckOutcome {
   readonly peer?: PeerIdentity | undefined;
   /** Whether the token's verification came from the verified-token cache; undefined when no token was verified. */
   readonly tokenCacheHit?: boolean | undefined;
+  /** base64url SHA-256 of a token that failed verification, so an auditor can match it. */
+  readonly rejectedTokenHash?: string | undefined;
 }
 
 export interface DeciderDeps {
@@ -58,6 +61,7 @@ interface DenyContext {
   readonly identity?: TokenIdentity;
   readonly outcomes?: readonly RequirementOutcome[];
   readonly peer?: PeerIdentity | undefined;
+  readonly rejectedTokenHash?: string;
   /** Whether dry-run applies at the point of the denial (top-level before a rule is chosen, the rule's after). */
   readonly dryRun: boolean;
 }
@@ -86,7 +90,7 @@ export function createDecider(deps: DeciderDeps): (raw: unknown, tracer?: PhaseT
         ? // Report-only: allow, and carry the denial enforcement would have produced.
           { ...base, kind: 'allow', reason: 'allowed', detail: `dry-run, would deny ${reason}: ${detail}`, dryRun: { wouldDeny: reason, detail } }
         : { ...base, kind: reason === 'keys_unavailable' ? 'unavailable' : 'deny' };
-      return { decision, request: more.request, outcomes: more.outcomes ?? [], peer: more.peer, tokenCacheHit };
+      return { decision, request: more.request, outcomes: more.outcomes ?? [], peer: more.peer, tokenCacheHit, rejectedTokenHash: more.rejectedTokenHash };
     };
 
     const normalized = normalizeCheckRequest(raw, limits);
@@ -121,7 +125,10 @@ export function createDecider(deps: DeciderDeps): (raw: unknown, tracer?: PhaseT
       // Also on peerOnly rules: a credential that is sent must be valid.
       const verified = await tracer.phase('token.verify', () => verifier.verify(credential.token));
       tokenCacheHit = verified.cacheHit;
-      if (!verified.ok) return deny(verified.reason, verified.detail, at);
+      if (!verified.ok) {
+        const rejectedTokenHash = createHash('sha256').update(credential.token).digest('base64url');
+        return deny(verified.reason, verified.detail, { ...at, rejectedTokenHash });
+      }
       identity = verified.identity;
       // RFC 8705: a bound token (or one sent as MTLS_POP) is checked against the peer's certificate
       // whatever the rule says — never failing open when no certificate is known.

@@ -127,6 +127,7 @@ export async function startApp(config: Config, deps: AppDeps): Promise<RunningAp
         outcomes: outcome.outcomes,
         durationMs: performance.now() - started,
         cacheHit: outcome.tokenCacheHit,
+        ...(outcome.rejectedTokenHash ? { tokenHash: outcome.rejectedTokenHash } : {}),
         peer: { principal: principal || undefined, fingerprint: outcome.peer?.fingerprintSha256 },
       });
     };

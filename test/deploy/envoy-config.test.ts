@@ -204,7 +204,7 @@ describe.each(ENVOY_FILES)('consistency of %s', (file) => {
   it('strips every identity header entra-authz may set before ext_authz runs', () => {
     const removed = arr(obj(httpFilter(doc(), 'envoy.filters.http.header_mutation')['mutations'])['request_mutations']).map((m) => obj(m)['remove']);
     const headers = Object.values(obj(obj(readYaml('deploy', 'compose', 'entra-authz.yaml')['response'])['identityHeaders']));
-    expect(headers.length).toBe(7);
+    expect(headers.length).toBe(9);
     expect(new Set(removed)).toEqual(new Set(headers));
   });
 });
