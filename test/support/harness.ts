@@ -15,7 +15,7 @@ export interface FakeClock {
   advance(ms: number): void;
 }
 
-export function fakeClock(start = Date.UTC(2026, 10, 26, 12, 0, 0)): FakeClock {
+export function fakeClock(start = Date.now()): FakeClock {
   let t = start;
   return { now: () => t, advance: (ms) => void (t += ms) };
 }
