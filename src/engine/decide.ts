@@ -113,7 +113,12 @@ export function createDecider(deps: DeciderDeps): (raw: unknown, tracer?: PhaseT
     // The peer is resolved at most once per check, and only when something needs it.
     let peerResult: PeerResult | undefined;
     const peer = (): PeerResult => (peerResult ??= peerResolver.resolve(request, now()));
-    const resolvedPeer = (): PeerIdentity | undefined => (peerResult?.ok ? peerResult.peer : undefined);
+    // For headers, metadata and the audit record the peer is read even when no requirement needs it;
+    // a peer that cannot be read then only goes unreported (it denies where a rule relies on it).
+    const resolvedPeer = (): PeerIdentity | undefined => {
+      const p = peer();
+      return p.ok ? p.peer : undefined;
+    };
 
     let identity: TokenIdentity | undefined;
     const credential = extractToken(request, tokenHeader);

@@ -105,6 +105,20 @@ describe('peer identity from the certificate Envoy forwards (source.certificate)
     });
   });
 
+  it('reports the peer upstream on a rule that asks only for a token', async () => {
+    const token = await h.emulator.issueToken();
+    const a = allowance(await h.check({ token, ...presenting(pki.checkout, CHECKOUT_SPIFFE) }));
+    expect(a.metadata).toMatchObject({ rule: 'any-token', peer_principal: CHECKOUT_SPIFFE });
+    expect(a.headers).toMatchObject({ 'x-entra-peer-principal': CHECKOUT_SPIFFE, 'x-entra-peer-fingerprint': pki.checkout.hashHex });
+  });
+
+  it('does not deny a token-only rule for an unreadable peer, and reports no peer', async () => {
+    const token = await h.emulator.issueToken();
+    const a = allowance(await h.check({ token, sourceCertificate: 'not%20a%20certificate', sourcePrincipal: CHECKOUT_SPIFFE }));
+    expect(a.metadata).not.toHaveProperty('peer_principal');
+    expect(a.remove).toEqual(expect.arrayContaining(['x-entra-peer-principal', 'x-entra-peer-fingerprint']));
+  });
+
   it('removes client-sent peer headers when no peer identity is known', async () => {
     const token = await h.emulator.issueToken();
     const a = allowance(await h.check({ token, headers: { 'x-entra-peer-principal': CHECKOUT_SPIFFE, 'x-entra-peer-fingerprint': 'forged' } }));
