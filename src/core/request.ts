@@ -46,6 +46,9 @@ export type NormalizeResult =
   | { readonly ok: true; readonly request: RequestView }
   | { readonly ok: false; readonly detail: string };
 
+/** Stands for a message that was not a decodable CheckRequest (see server/protos.ts). */
+export const UNDECODABLE_REQUEST: unique symbol = Symbol('undecodable CheckRequest');
+
 type Obj = Record<string, unknown>;
 
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -121,6 +124,7 @@ function stringMap(v: unknown): Record<string, string> {
  * not an Envoy-shaped HTTP check comes back as `{ ok: false }` with a detail for the audit log.
  */
 export function normalizeCheckRequest(raw: unknown, limits: RequestLimits = DEFAULT_REQUEST_LIMITS): NormalizeResult {
+  if (raw === UNDECODABLE_REQUEST) return { ok: false, detail: 'the CheckRequest is not valid protobuf' };
   try {
     const attributes = raw && isObj(raw) ? raw['attributes'] : undefined;
     if (!isObj(attributes)) return { ok: false, detail: 'the request has no attributes' };

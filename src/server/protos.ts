@@ -10,6 +10,7 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import { loadSync, type Options } from '@grpc/proto-loader';
+import { UNDECODABLE_REQUEST } from '../core/request.js';
 
 /**
  * Envoy's own API protos, as published inside the @grpc/grpc-js-xds package (see protos/README.md).
@@ -42,9 +43,24 @@ function loadAuthorization(): AuthorizationClientConstructor {
   return pkg.envoy.service.auth.v3.Authorization;
 }
 
-/** The envoy.service.auth.v3.Authorization service definition, loaded once at start-up. */
+/**
+ * The envoy.service.auth.v3.Authorization service definition, loaded once at start-up. Its Check
+ * request decoder never throws: bytes that are not a CheckRequest become `UNDECODABLE_REQUEST`,
+ * which the decision flow denies with `request_malformed` like any other unreadable request,
+ * instead of grpc-js failing the call.
+ */
 export function loadAuthorizationService(): ServiceDefinition {
-  return loadAuthorization().service;
+  const service = loadAuthorization().service;
+  const check = service['Check'];
+  if (!check) throw new Error('envoy.service.auth.v3.Authorization has no Check method');
+  const requestDeserialize = (bytes: Buffer): unknown => {
+    try {
+      return check.requestDeserialize(bytes);
+    } catch {
+      return UNDECODABLE_REQUEST;
+    }
+  };
+  return { ...service, Check: { ...check, requestDeserialize } };
 }
 
 /** A client for Authorization/Check (the `check` command and the tests play Envoy with it). */

@@ -1,7 +1,8 @@
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO } from '../../src/dev/emulator.js';
-import { allowance, denial, startHarness, type Harness } from '../support/harness.js';
+import { loadAuthorizationService } from '../../src/server/protos.js';
+import { allowance, denial, startHarness, type CheckResponse, type CheckResult, type Harness } from '../support/harness.js';
 
 const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
 const { writer, reader } = DEMO.clients;
@@ -172,6 +173,24 @@ describe('bad input never crashes the server', () => {
       expect(d.reason).toMatch(/^(request_malformed|token_malformed|token_too_large|token_missing)$/);
     });
   }
+
+  it.each([
+    ['random bytes', Buffer.from('9f2e00ff13a7c4e10b', 'hex')],
+    ['a truncated length-delimited field', Buffer.from([0x0a, 0xff, 0x01, 0x02])],
+    ['a field with wire type 7', Buffer.from([0x0f, 0x00])],
+  ])('denies a message of %s that is not a CheckRequest', async (_name, bytes) => {
+    const service = loadAuthorizationService()['Check']!;
+    const result = await new Promise<CheckResult>((resolve) => {
+      h.client.makeUnaryRequest(
+        '/envoy.service.auth.v3.Authorization/Check',
+        (b: Buffer) => b,
+        (b: Buffer) => service.responseDeserialize(b) as CheckResponse,
+        bytes,
+        (err, response) => resolve(err ? { kind: 'error', code: err.code, details: err.details } : { kind: 'response', response: response! }),
+      );
+    });
+    expect(denial(result)).toMatchObject({ reason: 'request_malformed', httpStatus: 'BadRequest' });
+  });
 
   it('keeps answering after the junk', async () => {
     allowance(await h.check({ token: await h.emulator.issueToken() }));
