@@ -4,6 +4,7 @@ import type { ReasonCode } from '../../src/core/reasons.js';
 import { compilePolicy } from '../../src/policy/compile.js';
 import { checkRequirements } from '../../src/policy/evaluate.js';
 import type { PeerIdentity, PeerResult } from '../../src/policy/peer.js';
+import { peerIdentity } from '../fixtures/peer.js';
 import { APP_A, APP_B, TENANT, TENANT_2, configWithRules, identity } from './fixtures.js';
 
 /** Checks `require` (YAML flow mapping) against an identity (and peer); returns the reason or 'ok'. */
@@ -16,21 +17,9 @@ function check(requireYaml: string, id: TokenIdentity | undefined, peer?: PeerId
   return outcome.ok ? 'ok' : outcome.reason;
 }
 
-const peerOf = (over: Partial<PeerIdentity> = {}): PeerIdentity => ({
-  source: 'principal',
-  principal: 'spiffe://cluster.local/ns/shop/sa/checkout',
-  spiffeId: 'spiffe://cluster.local/ns/shop/sa/checkout',
-  uriSans: ['spiffe://cluster.local/ns/shop/sa/checkout'],
-  dnsSans: [],
-  subject: '',
-  fingerprintSha256: undefined,
-  thumbprintS256: undefined,
-  notBeforeMs: undefined,
-  notAfterMs: undefined,
-  caVerified: false,
-  forwardedBy: undefined,
-  ...over,
-});
+const CHECKOUT = 'spiffe://cluster.local/ns/shop/sa/checkout';
+const peerOf = (over: Partial<PeerIdentity> = {}): PeerIdentity => peerIdentity({ source: 'principal', spiffeId: CHECKOUT, ...over });
+
 
 describe('requirements', () => {
   it.each<[string, string, Partial<TokenIdentity>, ReasonCode | 'ok']>([

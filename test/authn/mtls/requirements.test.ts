@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { checkPeerRequirement, compilePeerRequirement, type CompiledPeerRequirement } from '../../../src/authn/mtls/requirements.js';
 import { compileDnsPattern, compileIdentityPattern, compileSpiffePattern, parseSpiffeId } from '../../../src/authn/mtls/spiffe.js';
-import type { PeerIdentity } from '../../../src/authn/mtls/types.js';
 import { peerRequirementSchema, type PeerRequirementInput } from '../../../src/config/schema-mtls.js';
+import { peerIdentity } from '../../fixtures/peer.js';
 
 function requirement(input: PeerRequirementInput): CompiledPeerRequirement {
   const compiled = compilePeerRequirement(peerRequirementSchema.parse(input));
@@ -10,23 +10,7 @@ function requirement(input: PeerRequirementInput): CompiledPeerRequirement {
   return compiled.requirement;
 }
 
-function peer(p: Partial<PeerIdentity>): PeerIdentity {
-  return {
-    source: 'certificate',
-    principal: p.spiffeId ?? p.dnsSans?.[0] ?? 'CN=x',
-    spiffeId: undefined,
-    uriSans: p.spiffeId ? [p.spiffeId] : [],
-    dnsSans: [],
-    subject: '',
-    fingerprintSha256: undefined,
-    thumbprintS256: undefined,
-    notBeforeMs: undefined,
-    notAfterMs: undefined,
-    caVerified: false,
-    forwardedBy: undefined,
-    ...p,
-  };
-}
+const peer = peerIdentity;
 
 const issues = (input: unknown): string[] => {
   const r = peerRequirementSchema.safeParse(input);
