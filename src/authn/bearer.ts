@@ -1,8 +1,11 @@
 import type { RequestView } from '../core/request.js';
 
+/** `Bearer`, or Entra's `MTLS_POP` for certificate-bound tokens (RFC 8705), lower-cased. */
+export type TokenScheme = 'bearer' | 'mtls_pop';
+
 export type TokenExtraction =
   | { readonly kind: 'none' }
-  | { readonly kind: 'token'; readonly token: string; readonly scheme: 'bearer' | 'mtls_pop' }
+  | { readonly kind: 'token'; readonly token: string; readonly scheme: TokenScheme }
   | { readonly kind: 'invalid'; readonly reason: 'token_multiple' | 'token_malformed'; readonly detail: string };
 
 // A JWS compact serialization: three base64url segments. Anything else is not worth parsing.

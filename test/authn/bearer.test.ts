@@ -34,6 +34,7 @@ describe('extractToken', () => {
     ['an empty value', ''],
     ['a scheme without a credential', 'Bearer'],
     ['Basic credentials', 'Basic dXNlcjpwYXNz'],
+    ['an unknown token scheme', `PoP ${JWT}`],
     ['a credential with spaces', `Bearer ${JWT} extra`],
     ['control characters', `Bearer ${JWT}\u0000`],
   ])('refuses %s as malformed', (_name, value) => {

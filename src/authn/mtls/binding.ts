@@ -5,23 +5,8 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { TokenIdentity } from '../../core/identity.js';
+import type { TokenScheme } from '../bearer.js';
 import { fail, type MtlsFailure, type PeerIdentity } from './types.js';
-
-/** Entra's scheme for certificate-bound (PoP) tokens, accepted beside `Bearer`. */
-export const MTLS_POP_SCHEME = 'MTLS_POP';
-
-export type TokenScheme = 'bearer' | 'mtls_pop';
-
-/**
- * Splits an Authorization header value into scheme and token for the two accepted schemes
- * (case-insensitive, RFC 7235). Anything else — other schemes, missing token, extra parts — is
- * undefined.
- */
-export function parseAuthorizationScheme(value: string): { scheme: TokenScheme; token: string } | undefined {
-  const m = /^(bearer|mtls_pop) +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(value);
-  if (!m) return undefined;
-  return { scheme: (m[1] as string).toLowerCase() as TokenScheme, token: m[2] as string };
-}
 
 export interface BindingOptions {
   /** The rule demands a bound token (`requireBoundToken`). */

@@ -13,10 +13,7 @@ export {
 } from './requirements.js';
 export {
   checkTokenBinding,
-  parseAuthorizationScheme,
-  MTLS_POP_SCHEME,
   type BindingOptions,
   type BindingResult,
-  type TokenScheme,
 } from './binding.js';
 export { XFCC_HEADER } from './xfcc.js';

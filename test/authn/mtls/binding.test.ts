@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkTokenBinding, parseAuthorizationScheme } from '../../../src/authn/mtls/binding.js';
+import { checkTokenBinding } from '../../../src/authn/mtls/binding.js';
 import { resolvePeer } from '../../../src/authn/mtls/peer.js';
 import type { PeerIdentity } from '../../../src/authn/mtls/types.js';
 import { CHECKOUT_SPIFFE, FRONT_PROXY_SPIFFE, envoyEncode } from '../../fixtures/certs.js';
@@ -67,19 +67,5 @@ describe('certificate-bound tokens (RFC 8705)', () => {
 
   it('has nothing to bind when there is no token', () => {
     expect(checkTokenBinding(undefined, undefined, { requireBound: true })).toEqual({ ok: true, bound: false });
-  });
-});
-
-describe('Authorization schemes', () => {
-  it('accepts Bearer and MTLS_POP, case-insensitively', () => {
-    expect(parseAuthorizationScheme('Bearer abc.def.ghi')).toEqual({ scheme: 'bearer', token: 'abc.def.ghi' });
-    expect(parseAuthorizationScheme('MTLS_POP abc.def.ghi')).toEqual({ scheme: 'mtls_pop', token: 'abc.def.ghi' });
-    expect(parseAuthorizationScheme('mtls_pop  abc.def-_ghi')).toEqual({ scheme: 'mtls_pop', token: 'abc.def-_ghi' });
-  });
-
-  it('refuses other schemes and malformed values', () => {
-    for (const v of ['Basic dXNlcjpwYXNz', 'Bearer', 'Bearer a b', 'PoP abc', 'Bearer abc\r\n', '']) {
-      expect(parseAuthorizationScheme(v)).toBeUndefined();
-    }
   });
 });
