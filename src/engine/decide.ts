@@ -4,7 +4,7 @@ import type { Config } from '../config/schema.js';
 import type { Decision, DecisionBase } from '../core/decision.js';
 import type { TokenIdentity } from '../core/identity.js';
 import type { ReasonCode } from '../core/reasons.js';
-import { normalizeCheckRequest, type RequestLimits, type RequestView } from '../core/request.js';
+import { DEFAULT_REQUEST_LIMITS, normalizeCheckRequest, type RequestLimits, type RequestView } from '../core/request.js';
 import { compilePolicy, type CompiledPolicy } from '../policy/compile.js';
 import { checkRequirements, selectRule, type RequirementOutcome } from '../policy/evaluate.js';
 import { checkTokenBinding, createPeerResolver, DEFAULT_PEER_SETTINGS } from '../authn/mtls/index.js';
@@ -78,7 +78,7 @@ export function createDecider(deps: DeciderDeps): (raw: unknown, tracer?: PhaseT
   const policy = deps.policy ?? compilePolicy(config);
   const peerResolver = deps.peer ?? createPeerResolver(DEFAULT_PEER_SETTINGS);
   const now = deps.now ?? Date.now;
-  const limits: RequestLimits = { maxHeaderBytes: config.server.maxHeaderBytes, maxHeaders: 512 };
+  const limits: RequestLimits = { ...DEFAULT_REQUEST_LIMITS, maxHeaderBytes: config.server.maxHeaderBytes };
   const tokenHeader = config.entra.tokenHeader;
 
   return async function decide(raw, tracer = untraced) {
@@ -110,7 +110,7 @@ export function createDecider(deps: DeciderDeps): (raw: unknown, tracer?: PhaseT
       return { decision: { kind: 'allow', id, reason: 'allowed_anonymous', detail: `rule ${rule.name}`, rule: rule.name, identity: undefined }, request, outcomes: [] };
     }
 
-    // The peer is resolved at most once per check, and only when something needs it.
+    // The peer is resolved at most once per check, on first use.
     let peerResult: PeerResult | undefined;
     const peer = (): PeerResult => (peerResult ??= peerResolver.resolve(request, now()));
     // For headers, metadata and the audit record the peer is read even when no requirement needs it;

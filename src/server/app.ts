@@ -97,12 +97,12 @@ export async function startApp(config: Config, deps: AppDeps): Promise<RunningAp
   const runtime = createConfigHolder(await runtimeFor(config, newKeyStore(config.entra)));
   const checks = telemetry?.checks ?? NOOP_CHECK_TRACER;
   telemetry?.metrics.observeKeySets(() => runtime.current().keys.stats());
-  const keys = { isReady: () => runtime.current().keys.isReady() };
 
   const health = new HealthImplementation({ '': 'NOT_SERVING', [AUTHORIZATION_SERVICE]: 'NOT_SERVING' });
   let shuttingDown = false;
+  const serving = (): boolean => !shuttingDown && runtime.current().keys.isReady();
   const updateHealth = (): void => {
-    const state = !shuttingDown && keys.isReady() ? 'SERVING' : 'NOT_SERVING';
+    const state = serving() ? 'SERVING' : 'NOT_SERVING';
     health.setStatus('', state);
     health.setStatus(AUTHORIZATION_SERVICE, state);
   };
@@ -167,7 +167,7 @@ export async function startApp(config: Config, deps: AppDeps): Promise<RunningAp
 
   return {
     address,
-    isServing: () => !shuttingDown && keys.isReady(),
+    isServing: serving,
     async reload(next) {
       if (shuttingDown) return;
       const previous = runtime.current();
