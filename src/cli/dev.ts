@@ -1,14 +1,10 @@
+import { parseListen } from '../config/listen.js';
 import { validateConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { DEMO, startEntraEmulator, type EntraEmulator } from '../dev/emulator.js';
 import { createLogger } from '../server/logger.js';
 import { untilSignalled } from './lifecycle.js';
 import { startService } from './serve.js';
-
-function hostPort(listen: string): { host: string; port: number } {
-  const i = listen.lastIndexOf(':');
-  return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
-}
 
 /**
  * The embedded defaults of dev mode: the demo tenant and API of the emulator, and two rules —
@@ -66,7 +62,7 @@ Try it (another terminal):
 
 export async function runDev(opts: { listen?: string | undefined; emulatorListen?: string | undefined; adminListen?: string | undefined }): Promise<number> {
   const log = createLogger();
-  const { host, port } = hostPort(opts.emulatorListen ?? '127.0.0.1:9400');
+  const { host, port } = parseListen(opts.emulatorListen ?? '127.0.0.1:9400');
   const emulator = await startEntraEmulator({ host, port });
   const { app, telemetry, stop } = await startService(devConfig(emulator.url, opts.listen, opts.adminListen), log);
   console.log(banner(emulator, app.address, telemetry.admin.url));
@@ -78,7 +74,7 @@ export async function runDev(opts: { listen?: string | undefined; emulatorListen
 
 export async function runEmulator(opts: { listen: string; publicUrl?: string | undefined }): Promise<number> {
   const log = createLogger();
-  const { host, port } = hostPort(opts.listen);
+  const { host, port } = parseListen(opts.listen);
   const emulator = await startEntraEmulator({ host, port, ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}) });
   log.info({ url: emulator.url, tenants: emulator.tenants }, 'Entra emulator listening');
   return untilSignalled(log, () => emulator.close());

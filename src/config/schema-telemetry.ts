@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { listenSchema } from './listen.js';
 
 /**
  * The `telemetry` section of the configuration file: the admin HTTP listener and the audit log.
@@ -12,15 +13,9 @@ import { z } from 'zod';
  * with query strings redacted".
  */
 
-// Same rule as `server.listen` in schema.ts (kept local so this file has no sibling dependency).
-const hostPort = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:9090')
-  .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, 'port must be at most 65535');
-
 export const adminSchema = z.strictObject({
   /** Listener for /healthz, /readyz and /metrics. Port 0 picks a free port (tests). */
-  listen: hostPort.default('0.0.0.0:9090'),
+  listen: listenSchema.default('0.0.0.0:9090'),
 });
 
 export const auditSchema = z

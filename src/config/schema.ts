@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { listenSchema } from './listen.js';
 import { GRPC_PATTERN, HOST_PATTERN, METHOD_PATTERN, RULE_NAME_PATTERN, pathPatternProblem } from '../policy/patterns.js';
 import { peerRequirementSchema, peerSourceSchema, tlsListenerSchema } from './schema-mtls.js';
 import { telemetrySectionSchema } from './schema-telemetry.js';
@@ -12,10 +13,6 @@ import { telemetrySectionSchema } from './schema-telemetry.js';
 
 // Explicit classes rather than the `i` flag: JSON Schema patterns carry no flags.
 const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-
-const hostPort = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:9001');
 
 const headerName = z
   .string()
@@ -156,7 +153,7 @@ export const configSchema = z.strictObject({
   server: z
     .strictObject({
       /** gRPC listener for Envoy's Check calls. */
-      listen: hostPort.default('0.0.0.0:9001'),
+      listen: listenSchema.default('0.0.0.0:9001'),
       /** How long in-flight checks may take to finish on SIGTERM/SIGINT before the server exits. */
       shutdownGraceSeconds: z.number().positive().max(300).default(10),
       /** Largest single request header value accepted in a CheckRequest. */

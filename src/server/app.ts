@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Server, ServerCredentials, status, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { createConfigHolder, entraChanged } from '../config/reload.js';
+import { formatListen, parseListen } from '../config/listen.js';
 import type { Config } from '../config/schema.js';
 import { planResponse, type PeerFacts, type ResponseSettings } from '../core/response.js';
 import { createPeerResolver, loadPeerSettings, peerMetadata, type PeerIdentity } from '../authn/mtls/index.js';
@@ -158,9 +159,8 @@ export async function startApp(config: Config, deps: AppDeps): Promise<RunningAp
   const server = new Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
   server.addService(loadAuthorizationService(), { Check: check });
   health.addToServer(server);
-  const [host] = splitHostPort(config.server.listen);
   const port = await bind(server, config.server.listen, tls?.credentials ?? ServerCredentials.createInsecure());
-  const address = `${host}:${port}`;
+  const address = formatListen({ host: parseListen(config.server.listen).host, port });
   log.info({ address, tls: tls !== undefined, clientCertificates: tlsConfig?.requireClientCert ?? false }, 'ext_authz gRPC server listening');
 
   void runtime.current().keys.start().then(updateHealth);
@@ -218,9 +218,4 @@ export async function startApp(config: Config, deps: AppDeps): Promise<RunningAp
       });
     },
   };
-}
-
-function splitHostPort(listen: string): [string, string] {
-  const i = listen.lastIndexOf(':');
-  return [listen.slice(0, i), listen.slice(i + 1)];
 }

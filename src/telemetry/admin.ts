@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { parseListen } from '../config/listen.js';
 
 /**
  * The admin HTTP listener: `/healthz` (the process is alive), `/readyz` (it can decide: keys loaded,
@@ -26,14 +27,6 @@ export interface AdminServer {
   /** Base URL, e.g. `http://127.0.0.1:9090` (the real port when 0 was asked for). */
   readonly url: string;
   close(): Promise<void>;
-}
-
-/** Splits `host:port` / `[v6]:port`; throws a readable error for anything else. */
-export function parseListen(listen: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(listen);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new Error(`admin listen address ${JSON.stringify(listen)} is not host:port`);
-  return { host: (m[1] ?? m[2]) as string, port };
 }
 
 const COMMON_HEADERS = {

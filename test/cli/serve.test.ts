@@ -65,12 +65,13 @@ describe('the entra-authz command', () => {
 
   it('validate lists every problem with its path and exits 1', async () => {
     const file = join(dir, 'bad.yaml');
-    await writeFile(file, stringify({ ...config({ tenants: ['not-a-guid'], clockSkew: 5 }), rules: [] }));
+    await writeFile(file, stringify({ ...config({ tenants: ['not-a-guid'], clockSkew: 5 }), server: { listen: '127.0.0.1:99999' }, rules: [] }));
     const r = await runCli(['validate', '--config', file]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('entra.tenants[0]');
     expect(r.stderr).toContain('clockSkew');
     expect(r.stderr).toContain('rules');
+    expect(r.stderr).toContain('server.listen: port must be at most 65535');
   });
 
   it('serve exits 0 after SIGTERM', async () => {

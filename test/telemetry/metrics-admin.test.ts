@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { CHECK_DURATION_BUCKETS, METRIC, createMetrics } from '../../src/telemetry/metrics.js';
-import { parseListen, startAdminServer, type AdminServer } from '../../src/telemetry/admin.js';
+import { parseListen } from '../../src/config/listen.js';
+import { startAdminServer, type AdminServer } from '../../src/telemetry/admin.js';
 import { allow, deny, findSample, httpGet, parsePrometheus, TENANT } from './fixtures.js';
 
 const servers: AdminServer[] = [];
