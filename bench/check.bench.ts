@@ -19,8 +19,8 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { envoyCheckRequest } from '../src/cli/check.js';
 import { validateConfig } from '../src/config/load.js';
 import { DEMO, startEntraEmulator } from '../src/dev/emulator.js';
-import { startApp, type RunningApp } from '../src/server/app.js';
-import { silentLogger } from '../src/server/logger.js';
+import { startApp, type RunningApp } from '../src/runtime/app.js';
+import { silentLogger } from '../src/telemetry/logger.js';
 import { loadAuthorizationService } from '../src/server/protos.js';
 
 const CHECKS = Number(process.env['BENCH_CHECKS'] ?? 20_000);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { TokenIdentity } from '../core/identity.js';
-import type { TokenVerifier, VerifyResult } from '../engine/decide.js';
+import type { TokenVerifier, VerifyResult } from '../core/verifier.js';
 
 export interface TokenCacheSettings {
   /** Most verified tokens kept; 0 turns the cache off. */
@@ -12,24 +12,20 @@ export interface TokenCacheSettings {
   readonly clockSkewSeconds: number;
 }
 
-export interface CachingVerifier extends TokenVerifier {
-  verify(token: string): Promise<VerifyResult & { readonly cacheHit?: boolean }>;
-}
-
 /**
  * Reuses successful verifications of the same token (callers send one token for its whole
  * lifetime), keyed by the token's SHA-256 so the cache holds no token. Only successes are kept;
  * expiry is re-checked against the clock on every hit, and the cache belongs to one configuration
  * (a reload starts a new one), so a changed audience or tenant list never serves a stale answer.
  */
-export function createCachingVerifier(inner: TokenVerifier, settings: TokenCacheSettings, now: () => number): CachingVerifier {
+export function createCachingVerifier(inner: TokenVerifier, settings: TokenCacheSettings, now: () => number): TokenVerifier {
   if (settings.maxEntries === 0) return inner;
   // Each entry carries its deadline: exp + skew, capped by the TTL when it was stored.
   const cache = new LRUCache<string, { readonly identity: TokenIdentity; readonly until: number }>({ max: settings.maxEntries });
   const skewMs = settings.clockSkewSeconds * 1000;
 
   return {
-    async verify(token) {
+    async verify(token): Promise<VerifyResult> {
       const key = createHash('sha256').update(token).digest('base64url');
       const t = now();
       const hit = cache.get(key);

@@ -2,7 +2,7 @@ import { parseListen } from '../config/listen.js';
 import { validateConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { DEMO, startEntraEmulator, type EntraEmulator } from '../dev/emulator.js';
-import { createLogger } from '../server/logger.js';
+import { createLogger } from '../telemetry/logger.js';
 import { untilSignalled } from './lifecycle.js';
 import { startService } from './serve.js';
 

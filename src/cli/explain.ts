@@ -15,8 +15,10 @@ import { loadConfigFile } from '../config/load.js';
 import type { Config, EntraConfig } from '../config/schema.js';
 import type { TokenIdentity } from '../core/identity.js';
 import { reasonInfo, type ReasonCode } from '../core/reasons.js';
-import { normalizeCheckRequest } from '../core/request.js';
-import { createDecider, type TokenVerifier } from '../engine/decide.js';
+import { normalizeCheckRequest, type RequestView } from '../core/request.js';
+import { extractToken } from '../authn/bearer.js';
+import type { TokenVerifier } from '../core/verifier.js';
+import { createDecider } from '../engine/decide.js';
 import { compilePolicy } from '../policy/compile.js';
 import { traceRules, type RequirementOutcome, type RuleTrace } from '../policy/evaluate.js';
 import { envoyCheckRequest } from './check.js';
@@ -143,20 +145,18 @@ export function peekToken(token: string): Record<string, unknown> | undefined {
   }
 }
 
-function credentialOf(request: unknown, header: string): string | undefined {
-  const view = normalizeCheckRequest(request);
-  if (!view.ok) return undefined;
-  const value = view.request.headers.get(header)?.[0];
-  const m = value === undefined ? null : /^\S+\s+(\S+)$/.exec(value.trim());
-  return m?.[1];
+function credentialOf(view: RequestView, header: string): string | undefined {
+  const credential = extractToken(view, header);
+  return credential.kind === 'token' ? credential.token : undefined;
 }
 
 /** Runs the decision flow on one request and collects the explanation. Never throws for a bad request. */
 export async function explainRequest(input: ExplainInput): Promise<ExplainReport> {
   const { config, request, verifier, at } = input;
   const policy = compilePolicy(config);
-  const decide = createDecider({ config, verifier, newId: () => 'explain', policy });
-  const outcome = await decide(request);
+  const decider = createDecider({ config, verifier, newId: () => 'explain', policy });
+  const normalized = normalizeCheckRequest(request, decider.limits);
+  const outcome = normalized.ok ? await decider.decide(normalized.request) : decider.unreadable(normalized.detail);
   const d = outcome.decision;
   const info = reasonInfo(d.reason);
   const notes: string[] = [];
@@ -182,7 +182,7 @@ export async function explainRequest(input: ExplainInput): Promise<ExplainReport
   }
 
   let unverifiedToken: ExplainReport['unverifiedToken'];
-  const raw = rule !== undefined && rule.token !== 'none' && d.identity === undefined ? credentialOf(request, config.entra.tokenHeader) : undefined;
+  const raw = view !== undefined && rule !== undefined && rule.token !== 'none' && d.identity === undefined ? credentialOf(view, config.entra.tokenHeader) : undefined;
   if (raw !== undefined) {
     unverifiedToken = peekToken(raw);
     if (outcome.outcomes.length === 0) notes.push('requirements were not checked: the token did not pass verification');
@@ -507,7 +507,8 @@ export async function runExplain(args: string[], io: ExplainIo = defaultIo): Pro
     });
     try {
       // Keys are needed only when a token will be verified; loading them costs a fetch per tenant.
-      if (credentialOf(request, config.entra.tokenHeader) !== undefined) await keys.start();
+      const view = normalizeCheckRequest(request);
+      if (view.ok && credentialOf(view.request, config.entra.tokenHeader) !== undefined) await keys.start();
       const verifier = createTokenVerifier({ config: config.entra, keys, now: () => at });
       const report = await explainRequest({ config, request, verifier, at });
       io.out(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatExplain(report));

@@ -1,4 +1,4 @@
-import type { Logger } from '../server/logger.js';
+import type { Logger } from '../telemetry/logger.js';
 
 /**
  * Runs until SIGTERM or SIGINT, then stops through `stop` (which bounds its own grace period) and

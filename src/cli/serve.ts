@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { ConfigError, parseConfig } from '../config/load.js';
 import { createConfigWatcher } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
-import { startApp, type RunningApp } from '../server/app.js';
-import { createLogger, type Logger } from '../server/logger.js';
+import { startApp, type RunningApp } from '../runtime/app.js';
+import { createLogger, type Logger } from '../telemetry/logger.js';
 import { startTelemetry, type Telemetry } from '../telemetry/telemetry.js';
 import { untilSignalled } from './lifecycle.js';
 

@@ -2,24 +2,10 @@ import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import { ruleProblems } from '../policy/validate.js';
 import { substituteEnv, type Env } from './env.js';
+import { ConfigError, type ConfigProblem } from './errors.js';
 import { configSchema, type Config } from './schema.js';
 
-/** One problem in a configuration file, located by its path (`entra.tenants[0]`). */
-export interface ConfigProblem {
-  readonly path: string;
-  readonly message: string;
-}
-
-/** Thrown when a configuration cannot be used; lists every problem at once. */
-export class ConfigError extends Error {
-  constructor(
-    readonly source: string,
-    readonly problems: readonly ConfigProblem[],
-  ) {
-    super(`${source}: invalid configuration\n${problems.map((p) => `  - ${p.path}: ${p.message}`).join('\n')}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError, type ConfigProblem } from './errors.js';
 
 function formatPath(path: readonly PropertyKey[]): string {
   let out = '';

@@ -2,41 +2,15 @@ import { createHash } from 'node:crypto';
 import { extractToken } from '../authn/bearer.js';
 import type { Config } from '../config/schema.js';
 import type { Decision, DecisionBase } from '../core/decision.js';
-import type { TokenIdentity } from '../core/identity.js';
+import type { PeerIdentity, TokenIdentity } from '../core/identity.js';
+import type { CheckOutcome, PhaseTracer, RequirementOutcome } from '../core/outcome.js';
 import type { ReasonCode } from '../core/reasons.js';
-import { DEFAULT_REQUEST_LIMITS, normalizeCheckRequest, type RequestLimits, type RequestView } from '../core/request.js';
+import { DEFAULT_REQUEST_LIMITS, type RequestLimits, type RequestView } from '../core/request.js';
+import type { TokenVerifier } from '../core/verifier.js';
 import { compilePolicy, type CompiledPolicy } from '../policy/compile.js';
-import { checkRequirements, selectRule, type RequirementOutcome } from '../policy/evaluate.js';
+import { checkRequirements, selectRule } from '../policy/evaluate.js';
 import { checkTokenBinding, createPeerResolver, DEFAULT_PEER_SETTINGS } from '../authn/mtls/index.js';
-import type { PeerIdentity, PeerResolver, PeerResult } from '../policy/peer.js';
-
-export type VerifyResult =
-  | { readonly ok: true; readonly identity: TokenIdentity; readonly cacheHit?: boolean }
-  | { readonly ok: false; readonly reason: ReasonCode; readonly detail: string; readonly cacheHit?: boolean };
-
-/** Verifies a raw token; never throws. Implemented by authn/entra. */
-export interface TokenVerifier {
-  verify(token: string): Promise<VerifyResult>;
-}
-
-/** Optional hook for child spans around each phase (telemetry supplies it). */
-export interface PhaseTracer {
-  phase<T>(name: 'token.verify' | 'policy.evaluate', fn: () => Promise<T>): Promise<T>;
-}
-
-/** Everything known about one check: the decision plus what explain and the audit record need. */
-export interface CheckOutcome {
-  readonly decision: Decision;
-  /** Undefined when the CheckRequest could not be read. */
-  readonly request: RequestView | undefined;
-  readonly outcomes: readonly RequirementOutcome[];
-  /** The TLS peer, when it was resolved for this check (for metadata and audit). */
-  readonly peer?: PeerIdentity | undefined;
-  /** Whether the token's verification came from the verified-token cache; undefined when no token was verified. */
-  readonly tokenCacheHit?: boolean | undefined;
-  /** base64url SHA-256 of a token that failed verification, so an auditor can match it. */
-  readonly rejectedTokenHash?: string | undefined;
-}
+import type { PeerResolver, PeerResult } from '../policy/peer.js';
 
 export interface DeciderDeps {
   readonly config: Config;
@@ -66,14 +40,24 @@ interface DenyContext {
   readonly dryRun: boolean;
 }
 
+/** The decision flow of one configuration; adapters normalise their wire format first. */
+export interface Decider {
+  /** Limits an adapter normalises requests with (from `server.maxHeaderBytes`). */
+  readonly limits: RequestLimits;
+  /** Decides one normalised request. Never throws (the caller still guards). */
+  decide(request: RequestView, tracer?: PhaseTracer): Promise<CheckOutcome>;
+  /** The outcome for a request the adapter could not read: `request_malformed`, dry-run applied. */
+  unreadable(detail: string): CheckOutcome;
+}
+
 /**
- * The decision flow: read the request, pick the rule, (unless the rule is anonymous) read and
+ * The decision flow: pick the rule, (unless the rule is anonymous) read and
  * verify the token, check the rule's requirements, and apply dry-run. Pure apart from the
  * verifier; never throws (the caller still guards). Everything config-derived is computed here,
  * once: a decider belongs to one configuration, which is how a reload leaves checks in flight on
  * the configuration they started with.
  */
-export function createDecider(deps: DeciderDeps): (raw: unknown, tracer?: PhaseTracer) => Promise<CheckOutcome> {
+export function createDecider(deps: DeciderDeps): Decider {
   const { config, verifier, newId } = deps;
   const policy = deps.policy ?? compilePolicy(config);
   const peerResolver = deps.peer ?? createPeerResolver(DEFAULT_PEER_SETTINGS);
@@ -81,21 +65,21 @@ export function createDecider(deps: DeciderDeps): (raw: unknown, tracer?: PhaseT
   const limits: RequestLimits = { ...DEFAULT_REQUEST_LIMITS, maxHeaderBytes: config.server.maxHeaderBytes };
   const tokenHeader = config.entra.tokenHeader;
 
-  return async function decide(raw, tracer = untraced) {
+  const denial = (id: string, reason: ReasonCode, detail: string, more: DenyContext, tokenCacheHit?: boolean): CheckOutcome => {
+    const base: DecisionBase = { id, reason, detail, rule: more.rule, identity: more.identity };
+    const decision: Decision = more.dryRun
+      ? // Report-only: allow, and carry the denial enforcement would have produced.
+        { ...base, kind: 'allow', reason: 'allowed', detail: `dry-run, would deny ${reason}: ${detail}`, dryRun: { wouldDeny: reason, detail } }
+      : { ...base, kind: reason === 'keys_unavailable' ? 'unavailable' : 'deny' };
+    return { decision, request: more.request, outcomes: more.outcomes ?? [], peer: more.peer, tokenCacheHit, rejectedTokenHash: more.rejectedTokenHash };
+  };
+
+  const unreadable = (detail: string): CheckOutcome => denial(newId(), 'request_malformed', detail, { dryRun: policy.dryRun });
+
+  async function decide(request: RequestView, tracer: PhaseTracer = untraced): Promise<CheckOutcome> {
     const id = newId();
     let tokenCacheHit: boolean | undefined;
-    const deny = (reason: ReasonCode, detail: string, more: DenyContext): CheckOutcome => {
-      const base: DecisionBase = { id, reason, detail, rule: more.rule, identity: more.identity };
-      const decision: Decision = more.dryRun
-        ? // Report-only: allow, and carry the denial enforcement would have produced.
-          { ...base, kind: 'allow', reason: 'allowed', detail: `dry-run, would deny ${reason}: ${detail}`, dryRun: { wouldDeny: reason, detail } }
-        : { ...base, kind: reason === 'keys_unavailable' ? 'unavailable' : 'deny' };
-      return { decision, request: more.request, outcomes: more.outcomes ?? [], peer: more.peer, tokenCacheHit, rejectedTokenHash: more.rejectedTokenHash };
-    };
-
-    const normalized = normalizeCheckRequest(raw, limits);
-    if (!normalized.ok) return deny('request_malformed', normalized.detail, { dryRun: policy.dryRun });
-    const request = normalized.request;
+    const deny = (reason: ReasonCode, detail: string, more: DenyContext): CheckOutcome => denial(id, reason, detail, more, tokenCacheHit);
 
     const selection = selectRule(policy, request);
     if (selection.kind === 'path_not_canonical') {
@@ -155,5 +139,7 @@ export function createDecider(deps: DeciderDeps): (raw: unknown, tracer?: PhaseT
       peer: resolvedPeer(),
       tokenCacheHit,
     };
-  };
+  }
+
+  return { limits, decide, unreadable };
 }

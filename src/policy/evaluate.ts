@@ -4,18 +4,14 @@
  * a Set/string operation on values the compiler validated).
  */
 import type { TokenIdentity } from '../core/identity.js';
+import type { RequirementOutcome } from '../core/outcome.js';
 import type { ReasonCode } from '../core/reasons.js';
 import type { RequestView } from '../core/request.js';
 import type { CompiledMatch, CompiledPolicy, CompiledRequirementSet, CompiledRule, CompiledValueCheck } from './compile.js';
 import { grpcServicePrefix, hostForMatching, isCanonicalPath, prefixMatches } from './patterns.js';
 import { checkPeer, type PeerResult } from './peer.js';
 
-/** One requirement of a rule and whether the caller met it: the unit `explain` prints. */
-export interface RequirementOutcome {
-  readonly requirement: string;
-  readonly met: boolean;
-  readonly detail: string;
-}
+export type { RequirementOutcome } from '../core/outcome.js';
 
 export type RequirementResult =
   | { readonly ok: true; readonly outcomes: readonly RequirementOutcome[] }

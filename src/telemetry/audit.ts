@@ -1,5 +1,7 @@
 import pino from 'pino';
 import type { Decision } from '../core/decision.js';
+import type { PeerIdentity } from '../core/identity.js';
+import type { RequirementOutcome } from '../core/outcome.js';
 import type { ReasonCode } from '../core/reasons.js';
 import type { RequestView } from '../core/request.js';
 
@@ -42,7 +44,7 @@ export interface AuditRecord {
   readonly roles: readonly string[];
   readonly scopes: readonly string[];
   /** The rule's requirements as evaluated: which were met and what the caller held. */
-  readonly requirements: readonly AuditRequirement[];
+  readonly requirements: readonly RequirementOutcome[];
   /** Entra's token id, to correlate with Entra sign-in logs. */
   readonly uti: string | null;
   /** base64url SHA-256 of the token: matches a token an auditor holds, reveals nothing. */
@@ -70,24 +72,22 @@ export interface AuditRecord {
   readonly cacheHit: boolean;
 }
 
-/** One evaluated requirement (the shape of the policy's `RequirementOutcome`). */
-export interface AuditRequirement {
-  readonly requirement: string;
-  readonly met: boolean;
-  readonly detail: string;
-}
-
+/**
+ * What one audit record is built from: the engine's `CheckOutcome` fields under the engine's own
+ * names, plus what only the caller knows (timing, span ids, clock, redaction).
+ */
 export interface AuditInput {
   readonly decision: Decision;
-  /** Absent when the CheckRequest could not even be normalized. */
-  readonly request?: RequestView;
-  readonly peer?: { readonly principal?: string; readonly fingerprint?: string };
+  /** Absent when the request could not even be normalized. */
+  readonly request?: RequestView | undefined;
+  readonly peer?: Pick<PeerIdentity, 'principal' | 'fingerprintSha256'> | undefined;
   readonly durationMs: number;
-  readonly cacheHit: boolean;
+  /** Whether the token's verification came from the verified-token cache; false when unknown. */
+  readonly tokenCacheHit?: boolean | undefined;
   /** Dry-run mode was on for this check; always true when the decision carries `dryRun`. */
   readonly dryRun?: boolean;
-  readonly traceId?: string;
-  readonly spanId?: string;
+  readonly traceId?: string | undefined;
+  readonly spanId?: string | undefined;
   readonly now: Date;
   readonly redactQuery: boolean;
   /**
@@ -96,9 +96,9 @@ export interface AuditInput {
    */
   readonly counted?: { readonly roles?: readonly string[]; readonly scopes?: readonly string[] };
   /** Hash of a presented token that was not verified (e.g. bad signature), when known. */
-  readonly tokenHash?: string;
-  /** The policy's requirement outcomes (`CheckOutcome.outcomes`). */
-  readonly requirements?: readonly AuditRequirement[];
+  readonly rejectedTokenHash?: string | undefined;
+  /** The policy's requirement outcomes. */
+  readonly outcomes?: readonly RequirementOutcome[];
 }
 
 export const REDACTED = '[redacted]';
@@ -152,13 +152,13 @@ export function buildAuditRecord(input: AuditInput): AuditRecord {
     tokenVersion: id?.version ?? null,
     roles: list(input.counted?.roles ?? id?.roles),
     scopes: list(input.counted?.scopes ?? id?.scopes),
-    requirements: (input.requirements ?? []).slice(0, MAX.requirements).map((r) => ({
+    requirements: (input.outcomes ?? []).slice(0, MAX.requirements).map((r) => ({
       requirement: cap(r.requirement, MAX.short),
       met: r.met,
       detail: cap(r.detail, MAX.short),
     })),
     uti: opt(id?.uti),
-    tokenHash: opt(id?.tokenHash ?? input.tokenHash),
+    tokenHash: opt(id?.tokenHash ?? input.rejectedTokenHash),
 
     method: opt(request?.method),
     host: opt(request?.host),
@@ -166,14 +166,14 @@ export function buildAuditRecord(input: AuditInput): AuditRecord {
     query,
     sourceAddress: opt(request?.source.address),
     sourcePort: request !== undefined && request.source.port > 0 ? request.source.port : null,
-    peerPrincipal: opt(input.peer?.principal ?? request?.source.principal),
-    peerCertFingerprint: opt(input.peer?.fingerprint),
+    peerPrincipal: opt(input.peer?.principal || request?.source.principal),
+    peerCertFingerprint: opt(input.peer?.fingerprintSha256),
     requestId: opt(request?.requestId),
 
     traceId: opt(input.traceId),
     spanId: opt(input.spanId),
     durationMs: Number.isFinite(input.durationMs) ? Math.round(input.durationMs * 1000) / 1000 : 0,
-    cacheHit: input.cacheHit,
+    cacheHit: input.tokenCacheHit ?? false,
   };
 }
 

@@ -1,9 +1,8 @@
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { AuditConfig, TelemetryConfig } from '../config/schema-telemetry.js';
-import type { Decision } from '../core/decision.js';
-import type { RequestView } from '../core/request.js';
+import type { CheckOutcome } from '../core/outcome.js';
 import { startAdminServer, type AdminServer, type AdminServerOptions } from './admin.js';
-import { buildAuditRecord, createAuditSink, type AuditRequirement, type AuditSink, type AuditSinkTarget } from './audit.js';
+import { buildAuditRecord, createAuditSink, type AuditSink, type AuditSinkTarget } from './audit.js';
 import { createMetrics, type KeyFetchKind, type KeyFetchResult, type Metrics } from './metrics.js';
 import { startTracing, type CheckSpan, type Env, type Tracing } from './tracing.js';
 
@@ -16,9 +15,9 @@ import { startTracing, type CheckSpan, type Env, type Tracing } from './tracing.
  *   serviceName: 'entra-authz', isReady: () => app.isServing(), onWarning: (m) => log.warn(m) });
  * // per Check, in the handler:
  * // key store: createKeyStore({ …, onFetch: telemetry.onKeyFetch }); metrics.observeKeySets(() => keys.stats())
- * const span = telemetry.checks.startCheckFromRequest(call.request, call.metadata.getMap());
- * const outcome = await decide(call.request, span);       // CheckSpan is a PhaseTracer
- * telemetry.recordDecision({ span, ...outcome, durationMs });
+ * const span = telemetry.checks.startCheckFrom(view.headers, call.metadata.getMap());
+ * const outcome = await decider.decide(view, span);        // CheckSpan is a PhaseTracer
+ * telemetry.recordDecision({ span, outcome, durationMs });
  * // on exit:
  * await telemetry.shutdown();
  * ```
@@ -44,22 +43,14 @@ export interface StartTelemetryOptions {
 }
 
 export interface RecordDecisionInput {
-  /** The Check span (from `telemetry.checks.startCheckFromRequest`). */
+  /** The Check span (from `telemetry.checks.startCheckFrom`). */
   readonly span: CheckSpan;
-  readonly decision: Decision;
-  /** Undefined when the CheckRequest could not be read. */
-  readonly request?: RequestView;
-  /** The policy's requirement outcomes (`CheckOutcome.outcomes`), for the audit record. */
-  readonly outcomes?: readonly AuditRequirement[];
-  /** Time from receiving the Check to the decision, milliseconds. */
+  /** The engine's outcome, as it is. */
+  readonly outcome: CheckOutcome;
+  /** Time from receiving the check to the decision, milliseconds. */
   readonly durationMs: number;
-  readonly cacheHit?: boolean;
   /** Dry-run mode was on for this check; always true when the decision carries `dryRun`. */
   readonly dryRun?: boolean;
-  /** mTLS peer (`PeerIdentity.principal`, `PeerIdentity.fingerprintSha256`). */
-  readonly peer?: { readonly principal?: string; readonly fingerprint?: string };
-  readonly counted?: { readonly roles?: readonly string[]; readonly scopes?: readonly string[] };
-  readonly tokenHash?: string;
 }
 
 export interface Telemetry {
@@ -133,17 +124,17 @@ export async function startTelemetry(options: StartTelemetryOptions): Promise<Te
     get audit() {
       return audit;
     },
-    recordDecision(input) {
-      const cacheHit = input.cacheHit ?? false;
-      const dryRun = input.dryRun === true || input.decision.dryRun !== undefined;
+    recordDecision({ span, outcome, durationMs, dryRun: dryRunMode }) {
+      const { decision, tokenCacheHit } = outcome;
+      const dryRun = dryRunMode === true || decision.dryRun !== undefined;
       try {
-        input.span.end(input.decision, { cacheHit, dryRun });
+        span.end(decision, { cacheHit: tokenCacheHit ?? false, dryRun });
       } catch {
         // Tracing problems never affect the decision.
       }
       try {
-        metrics.decision(input.decision, input.durationMs / 1000);
-        if (input.cacheHit !== undefined) metrics.cache(input.cacheHit);
+        metrics.decision(decision, durationMs / 1000);
+        if (tokenCacheHit !== undefined) metrics.cache(tokenCacheHit);
       } catch {
         // Idem for metrics.
       }
@@ -151,19 +142,13 @@ export async function startTelemetry(options: StartTelemetryOptions): Promise<Te
       try {
         audit.write(
           buildAuditRecord({
-            decision: input.decision,
-            request: input.request,
-            peer: input.peer,
-            durationMs: input.durationMs,
-            cacheHit,
+            ...outcome,
+            durationMs,
             dryRun,
-            traceId: input.span.traceId,
-            spanId: input.span.spanId,
+            traceId: span.traceId,
+            spanId: span.spanId,
             now: now(),
             redactQuery: auditConfig.redactQuery,
-            counted: input.counted,
-            tokenHash: input.tokenHash,
-            requirements: input.outcomes,
           }),
         );
       } catch {

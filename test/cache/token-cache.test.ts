@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createCachingVerifier } from '../../src/cache/token-cache.js';
 import type { TokenIdentity } from '../../src/core/identity.js';
-import type { TokenVerifier, VerifyResult } from '../../src/engine/decide.js';
+import type { TokenVerifier, VerifyResult } from '../../src/core/verifier.js';
 
 const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
 

@@ -5,7 +5,10 @@ import { ConfigError, parseConfig } from '../../src/config/load.js';
 import { createConfigHolder, createConfigWatcher, entraChanged, type WatchFn } from '../../src/config/reload.js';
 import type { Config } from '../../src/config/schema.js';
 import type { TokenIdentity } from '../../src/core/identity.js';
-import { createDecider, type CheckOutcome, type TokenVerifier, type VerifyResult } from '../../src/engine/decide.js';
+import type { CheckOutcome } from '../../src/core/outcome.js';
+import type { TokenVerifier, VerifyResult } from '../../src/core/verifier.js';
+import { createDecider } from '../../src/engine/decide.js';
+import { decideCheckRequest } from '../support/decide.js';
 
 const TENANT = '11111111-1111-4111-8111-111111111111';
 const fileWith = (role: string, audience = 'api://orders'): string =>
@@ -218,7 +221,7 @@ describe('atomic swap', () => {
     });
 
     // The server takes one snapshot per check.
-    const check = (): Promise<CheckOutcome> => holder.current().decide(envoyCheckRequest({ token: 'tok' }));
+    const check = (): Promise<CheckOutcome> => decideCheckRequest(holder.current().decide, envoyCheckRequest({ token: 'tok' }));
     const inFlight = check();
     // The decider reaches the verifier synchronously: the check is now held in flight.
     expect(pending).toHaveLength(1);

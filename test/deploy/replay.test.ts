@@ -17,8 +17,8 @@ import { parse } from 'yaml';
 import { parseConfig, validateConfig } from '../../src/config/load.js';
 import type { Config, Rule } from '../../src/config/schema.js';
 import { DEMO, startEntraEmulator, type EmulatorClient, type EntraEmulator } from '../../src/dev/emulator.js';
-import { startApp, type RunningApp } from '../../src/server/app.js';
-import { silentLogger } from '../../src/server/logger.js';
+import { startApp, type RunningApp } from '../../src/runtime/app.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
 import { loadAuthorizationService, type AuthorizationClient } from '../../src/server/protos.js';
 import { allowance, denial, type CheckResponse, type CheckResult } from '../support/harness.js';
 import {

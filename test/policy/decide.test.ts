@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { envoyCheckRequest } from '../../src/cli/check.js';
 import { planResponse, type ResponseSettings } from '../../src/core/response.js';
-import { createDecider, type TokenVerifier } from '../../src/engine/decide.js';
+import type { TokenVerifier } from '../../src/core/verifier.js';
+import { createDecider } from '../../src/engine/decide.js';
+import { decideCheckRequest } from '../support/decide.js';
 import { APP_A, configWithRules, fakeVerifier, identity } from './fixtures.js';
 
 const RULES = `
@@ -24,7 +26,8 @@ const reader = identity({ roles: ['Orders.Read'] });
 
 function decider(rules = RULES, extra = '', verifier: TokenVerifier = fakeVerifier({ reader, writer: identity({ roles: ['Orders.Write'] }) })) {
   const config = configWithRules(rules, extra);
-  return { config, decide: createDecider({ config, verifier, newId: () => 'id-1' }) };
+  const d = createDecider({ config, verifier, newId: () => 'id-1' });
+  return { config, decide: (raw: unknown) => decideCheckRequest(d, raw) };
 }
 
 const req = (path: string, opts: { token?: string; method?: string; principal?: string } = {}) =>
@@ -80,8 +83,8 @@ describe('decision flow', () => {
   it('checks a bound token against the peer certificate whatever the rule says (never failing open)', async () => {
     const bound = identity({ roles: ['Orders.Read'], boundCertificateThumbprint: 'thumb-1' });
     const config = configWithRules(RULES);
-    const withPeer = (thumbprintS256: string | undefined) =>
-      createDecider({
+    const withPeer = (thumbprintS256: string | undefined) => (raw: unknown) =>
+      decideCheckRequest(createDecider({
         config,
         verifier: fakeVerifier({ bound, reader }),
         newId: () => 'id',
@@ -104,7 +107,7 @@ describe('decision flow', () => {
             },
           }),
         },
-      });
+      }), raw);
     expect((await withPeer('thumb-1')(req('/orders', { token: 'bound' }))).decision.reason).toBe('allowed');
     expect((await withPeer('thumb-2')(req('/orders', { token: 'bound' }))).decision.reason).toBe('token_binding_mismatch');
     expect((await withPeer(undefined)(req('/orders', { token: 'bound' }))).decision.reason).toBe('token_binding_no_certificate');

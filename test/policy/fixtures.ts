@@ -7,7 +7,7 @@ import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import type { TokenIdentity } from '../../src/core/identity.js';
 import { normalizeCheckRequest, type RequestView } from '../../src/core/request.js';
-import type { TokenVerifier, VerifyResult } from '../../src/engine/decide.js';
+import type { TokenVerifier, VerifyResult } from '../../src/core/verifier.js';
 
 export const TENANT = '11111111-1111-4111-8111-111111111111';
 export const TENANT_2 = '22222222-2222-4222-8222-222222222222';

@@ -5,8 +5,8 @@ import { validateConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { envoyCheckRequest, type CheckRequestOptions } from '../../src/cli/check.js';
 import { DEMO, startEntraEmulator, type EntraEmulator } from '../../src/dev/emulator.js';
-import { startApp, type AppDeps, type RunningApp } from '../../src/server/app.js';
-import { silentLogger } from '../../src/server/logger.js';
+import { startApp, type AppDeps, type RunningApp } from '../../src/runtime/app.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
 import { createAuthorizationClient, loadAuthorizationService, type AuthorizationClient } from '../../src/server/protos.js';
 
 /** A controllable clock shared by the server and the emulator. */

@@ -19,9 +19,9 @@ function input(overrides: Partial<AuditInput> = {}): AuditInput {
   return {
     decision: allow(),
     request: requestView(),
-    peer: { principal: 'spiffe://cluster.local/ns/shop/sa/checkout', fingerprint: 'sha256:0a1b2c' },
+    peer: { principal: 'spiffe://cluster.local/ns/shop/sa/checkout', fingerprintSha256: 'sha256:0a1b2c' },
     durationMs: 0.4567891,
-    cacheHit: false,
+    tokenCacheHit: false,
     dryRun: false,
     traceId: '0af7651916cd43dd8448eb211c80319c',
     spanId: '1111222233334444',
@@ -95,7 +95,7 @@ describe('audit record', () => {
       dryRun: { wouldDeny: 'missing_role', detail: 'roles allOf Orders.Admin: lacks Orders.Admin' },
     });
     const record = buildAuditRecord(
-      input({ decision, requirements: [{ requirement: 'roles allOf Orders.Admin', met: false, detail: 'lacks Orders.Admin' }] }),
+      input({ decision, outcomes: [{ requirement: 'roles allOf Orders.Admin', met: false, detail: 'lacks Orders.Admin' }] }),
     );
     expect(record).toMatchObject({
       decision: 'allow',
@@ -109,7 +109,7 @@ describe('audit record', () => {
 
   it('records a deny with its detail, the roles that counted, a cache hit and an explicit dry-run flag', () => {
     const record = buildAuditRecord(
-      input({ decision: deny(), dryRun: true, cacheHit: true, counted: { roles: ['Orders.Write'], scopes: [] } }),
+      input({ decision: deny(), dryRun: true, tokenCacheHit: true, counted: { roles: ['Orders.Write'], scopes: [] } }),
     );
     expect(record).toMatchObject({
       decision: 'deny',
@@ -154,7 +154,7 @@ describe('audit record', () => {
         decision: deny({ reason: 'request_malformed', identity: undefined, rule: undefined, detail: 'the request has no http section' }),
         request: undefined,
         peer: undefined,
-        tokenHash: 'hash-of-unverified',
+        rejectedTokenHash: 'hash-of-unverified',
       }),
     );
     expect(record).toMatchObject({ method: null, host: null, path: null, query: null, sourceAddress: null, sourcePort: null, requestId: null });

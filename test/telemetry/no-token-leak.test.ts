@@ -79,7 +79,7 @@ describe('no token text in telemetry', () => {
           decision,
           request,
           durationMs: 1,
-          cacheHit: false,
+          tokenCacheHit: false,
           dryRun: false,
           traceId: span.traceId,
           spanId: span.spanId,

@@ -56,7 +56,7 @@ describe('telemetry composition', () => {
     const span = telemetry.checks.startCheckFrom(request.headers, {});
     await span.phase(PHASE.evaluateRules, async () => undefined);
     const outcomes = [{ requirement: 'roles anyOf Orders.Admin', met: false, detail: 'has Orders.Read, Orders.Write' }];
-    telemetry.recordDecision({ span, decision: deny(), request, outcomes, durationMs: 1.5, dryRun: true });
+    telemetry.recordDecision({ span, outcome: { decision: deny(), request, outcomes }, durationMs: 1.5, dryRun: true });
     await telemetry.audit.flush();
 
     const check = exporter.getFinishedSpans().find((s) => s.name === SPAN_CHECK);
@@ -94,11 +94,11 @@ describe('telemetry composition', () => {
     const first = join(dir, 'first.log');
     const { telemetry } = await start(first);
     const span = telemetry.checks.startCheckFrom(new Map());
-    telemetry.recordDecision({ span, durationMs: 0.2, decision: allow(), cacheHit: true });
+    telemetry.recordDecision({ span, durationMs: 0.2, outcome: { decision: allow(), request: undefined, outcomes: [], tokenCacheHit: true } });
 
     const second = join(dir, 'second.log');
     await telemetry.setAuditConfig({ sink: 'file', file: second, sampleAllows: 1, redactQuery: false });
-    telemetry.recordDecision({ span: telemetry.checks.startCheckFrom(new Map()), durationMs: 0.2, decision: deny(), cacheHit: false, dryRun: false });
+    telemetry.recordDecision({ span: telemetry.checks.startCheckFrom(new Map()), durationMs: 0.2, outcome: { decision: deny(), request: undefined, outcomes: [], tokenCacheHit: false } });
     await telemetry.audit.flush();
     expect(readFileSync(first, 'utf8').split('\n').filter(Boolean)).toHaveLength(1);
     expect(readFileSync(second, 'utf8').split('\n').filter(Boolean)).toHaveLength(1);
@@ -114,9 +114,9 @@ describe('telemetry composition', () => {
       onAuditError: (err) => errors.push((err as NodeJS.ErrnoException).code ?? ''),
     });
     started.push(failing);
-    failing.recordDecision({ span: failing.checks.startCheckFrom(new Map()), durationMs: 0.2, decision: deny(), cacheHit: false, dryRun: false });
+    failing.recordDecision({ span: failing.checks.startCheckFrom(new Map()), durationMs: 0.2, outcome: { decision: deny(), request: undefined, outcomes: [], tokenCacheHit: false } });
     await failing.audit.flush();
-    failing.recordDecision({ span: failing.checks.startCheckFrom(new Map()), durationMs: 0.2, decision: deny(), cacheHit: false, dryRun: false });
+    failing.recordDecision({ span: failing.checks.startCheckFrom(new Map()), durationMs: 0.2, outcome: { decision: deny(), request: undefined, outcomes: [], tokenCacheHit: false } });
     expect(errors).toEqual(['EISDIR']);
     const samples = parsePrometheus((await httpGet(`${failing.admin.url}/metrics`)).body);
     expect(findSample(samples, METRIC.auditDropped)?.value).toBe(1);

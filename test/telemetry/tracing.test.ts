@@ -16,7 +16,7 @@ import {
   type CheckSpan,
   type Tracing,
 } from '../../src/telemetry/tracing.js';
-import type { PhaseTracer } from '../../src/engine/decide.js';
+import type { PhaseTracer } from '../../src/core/outcome.js';
 import { allow, deny, APP_ID, TENANT } from './fixtures.js';
 
 const TRACE_ID = '0af7651916cd43dd8448eb211c80319c';

@@ -12,16 +12,10 @@ import { compactVerify, type CompactJWSHeaderParameters, type CryptoKey } from '
 import type { EntraConfig } from '../../config/schema.js';
 import type { TokenIdentity } from '../../core/identity.js';
 import type { ReasonCode } from '../../core/reasons.js';
+import type { TokenVerifier, VerifyResult } from '../../core/verifier.js';
 import { TENANT_ID_TEMPLATE, type KeyStore, type TokenVersion } from './keystore.js';
 
-export type VerifyResult =
-  | { readonly ok: true; readonly identity: TokenIdentity }
-  | { readonly ok: false; readonly reason: ReasonCode; readonly detail: string };
-
-export interface TokenVerifier {
-  /** Verifies a raw compact JWS access token. Never throws; every failure is a reason code. */
-  verify(token: string): Promise<VerifyResult>;
-}
+export type { TokenVerifier, VerifyResult } from '../../core/verifier.js';
 
 export interface TokenVerifierDeps {
   readonly config: EntraConfig;

@@ -4,7 +4,7 @@
  */
 export type { PeerIdentity, MtlsFailure } from './types.js';
 export { resolvePeer, createPeerResolver, peerMetadata, type PeerResolver, type PeerResult } from './peer.js';
-export { buildPeerSettings, loadPeerSettings, DEFAULT_PEER_SETTINGS, type PeerSettings } from './settings.js';
+export { buildPeerSettings, DEFAULT_PEER_SETTINGS, type PeerSettings } from './settings.js';
 export {
   compilePeerRequirement,
   checkPeerRequirement,

@@ -1,9 +1,8 @@
 /**
- * Turns the validated `peer` configuration into ready-to-use, frozen settings: the CA bundle read
- * and parsed once at load, the XFCC proxy list as a set, the input caps.
+ * Turns the validated `peer` configuration into ready-to-use, frozen settings: the CA bundle parsed
+ * once at load (the composition root reads the file), the XFCC proxy list as a set, the input caps.
  */
-import { readFile } from 'node:fs/promises';
-import { ConfigError } from '../../config/load.js';
+import { ConfigError } from '../../config/errors.js';
 import type { PeerSourceConfig } from '../../config/schema-mtls.js';
 import { DEFAULT_CERTIFICATE_LIMITS, parseTrustAnchors, type CertificateLimits, type TrustAnchor } from './certificate.js';
 import { DEFAULT_XFCC_LIMITS, type XfccLimits, type XfccTrust } from './xfcc.js';
@@ -47,17 +46,4 @@ export function buildPeerSettings(config: PeerSourceConfig, caBundlePem: string 
     certificateLimits: DEFAULT_CERTIFICATE_LIMITS,
     xfccLimits: DEFAULT_XFCC_LIMITS,
   });
-}
-
-/** Reads the CA bundle (if any) and builds the settings; rejects with ConfigError. */
-export async function loadPeerSettings(config: PeerSourceConfig, path = 'peer', source = 'config'): Promise<PeerSettings> {
-  let pem: string | undefined;
-  if (config.caBundleFile !== undefined) {
-    try {
-      pem = await readFile(config.caBundleFile, 'utf8');
-    } catch (err) {
-      throw new ConfigError(source, [{ path: `${path}.caBundleFile`, message: (err as Error).message }]);
-    }
-  }
-  return buildPeerSettings(config, pem, path, source);
 }

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { loadPeerSettings } from '../../../src/authn/mtls/settings.js';
+import { loadPeerSettings } from '../../../src/runtime/peer-settings.js';
 import { ConfigError } from '../../../src/config/load.js';
 import { peerSourceSchema, tlsListenerSchema } from '../../../src/config/schema-mtls.js';
 import { getPki } from './helpers.js';

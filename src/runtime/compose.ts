@@ -1,0 +1,217 @@
+/**
+ * The composition root: the one place that builds the runtime for a configuration — key store,
+ * verifier, token cache, peer resolver, compiled rules, decider, response settings — and swaps it
+ * whole on reload. It also owns readiness and close. Adapters (src/server) only translate their
+ * wire format to a `RequestView` and a `ResponsePlan` back; they never build engine parts.
+ */
+import { randomUUID } from 'node:crypto';
+import { createKeyStore, type KeyStore } from '../authn/entra/keystore.js';
+import { createTokenVerifier } from '../authn/entra/verifier.js';
+import { createPeerResolver, peerMetadata } from '../authn/mtls/index.js';
+import { createCachingVerifier } from '../cache/token-cache.js';
+import { createConfigHolder, entraChanged } from '../config/reload.js';
+import type { Config } from '../config/schema.js';
+import type { DenyDecision } from '../core/decision.js';
+import type { PeerIdentity } from '../core/identity.js';
+import type { CheckOutcome } from '../core/outcome.js';
+import type { NormalizeResult, RequestLimits } from '../core/request.js';
+import { planResponse, type PeerFacts, type ResponsePlan, type ResponseSettings } from '../core/response.js';
+import { createDecider, type Decider } from '../engine/decide.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
+import { NOOP_CHECK_TRACER, type GrpcMetadataMap } from '../telemetry/tracing.js';
+import { loadPeerSettings } from './peer-settings.js';
+
+/** The parts of telemetry the runtime feeds; `Telemetry` fits. */
+export type RuntimeTelemetry = Pick<Telemetry, 'checks' | 'recordDecision' | 'onKeyFetch'> & {
+  readonly metrics: Pick<Metrics, 'observeKeySets'>;
+};
+
+export interface RuntimeDeps {
+  readonly fetch?: typeof globalThis.fetch;
+  /** Milliseconds since the epoch; tests freeze it. */
+  readonly now?: () => number;
+  readonly log: Logger;
+  /** Decision ids; also used for the deny of a check that failed unexpectedly. */
+  readonly newId?: () => string;
+  /** Spans, metrics and audit records; none when omitted (tests of the decision path alone). */
+  readonly telemetry?: RuntimeTelemetry;
+  /** Turns a decision into a response plan. Default: core's `planResponse`. */
+  readonly planResponse?: typeof planResponse;
+}
+
+/** One configuration's runtime; a check takes one snapshot when it starts and keeps it. */
+export interface RuntimeSnapshot {
+  readonly config: Config;
+  /** Limits an adapter normalises its requests with. */
+  readonly limits: RequestLimits;
+  /**
+   * Decides a request the adapter normalised (or could not), records it, and plans the response.
+   * Never rejects: anything unexpected becomes an `internal_error` deny and a log line.
+   *
+   * @param traceMetadata  transport metadata that may carry trace context (gRPC metadata map).
+   */
+  check(request: NormalizeResult, traceMetadata?: GrpcMetadataMap): Promise<ResponsePlan>;
+}
+
+export interface Runtime {
+  current(): RuntimeSnapshot;
+  /** Loads the signing keys (in the background after the first load); resolves when tried once. */
+  start(): Promise<void>;
+  /** True once signing keys for every configured tenant are loaded, until close. */
+  isServing(): boolean;
+  /** Called whenever `isServing()` may have changed. */
+  onServingChange(listener: () => void): void;
+  /**
+   * Installs a new, already validated configuration: checks in flight finish on the one they
+   * started with. The key store is rebuilt only when the `entra` section changed, and the new one
+   * must load before it replaces the old; if it cannot, this rejects and the running one stays.
+   */
+  reload(config: Config): Promise<void>;
+  /** Stops serving (readiness turns false) and stops refreshing keys. Idempotent. */
+  close(): void;
+}
+
+export function responseSettings(config: Config): ResponseSettings {
+  const tenant = config.entra.tenants.length === 1 ? config.entra.tenants[0] : 'organizations';
+  return {
+    identityHeaders: config.response.identityHeaders,
+    tokenHeader: config.entra.tokenHeader,
+    removeTokenHeader: config.response.removeTokenHeader,
+    realm: config.response.realm,
+    authorizationUri: `${config.entra.authority}/${tenant}/oauth2/authorize`,
+    dryRunHeader: config.response.dryRunHeader,
+  };
+}
+
+function peerFacts(peer: PeerIdentity | undefined): PeerFacts | undefined {
+  return peer && { principal: peer.principal, fingerprintSha256: peer.fingerprintSha256, metadata: peerMetadata(peer) };
+}
+
+const NO_HEADERS: ReadonlyMap<string, readonly string[]> = new Map();
+
+interface Parts {
+  readonly config: Config;
+  readonly keys: KeyStore;
+  readonly decider: Decider;
+  readonly settings: ResponseSettings;
+}
+
+/** Builds the runtime for `config`; the signing keys load on `start()`. */
+export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<Runtime> {
+  const now = deps.now ?? Date.now;
+  const newId = deps.newId ?? randomUUID;
+  const { log, telemetry } = deps;
+  const plan = deps.planResponse ?? planResponse;
+  const checks = telemetry?.checks ?? NOOP_CHECK_TRACER;
+
+  const newKeyStore = (entra: Config['entra']): KeyStore =>
+    createKeyStore({
+      config: entra,
+      fetch: deps.fetch ?? globalThis.fetch,
+      now,
+      log: ({ level, msg, ...fields }) => log[level](fields, msg),
+      ...(telemetry ? { onFetch: telemetry.onKeyFetch } : {}),
+    });
+
+  const partsFor = async (cfg: Config, keys: KeyStore): Promise<Parts> => {
+    const verifier = createCachingVerifier(
+      createTokenVerifier({ config: cfg.entra, keys, now }),
+      { ...cfg.entra.tokenCache, clockSkewSeconds: cfg.entra.clockSkewSeconds },
+      now,
+    );
+    const peer = createPeerResolver(await loadPeerSettings(cfg.peer));
+    const decider = createDecider({ config: cfg, verifier, newId, now, peer });
+    return { config: cfg, keys, decider, settings: responseSettings(cfg) };
+  };
+
+  /** Fail closed: whatever went wrong, the caller gets an `internal_error` deny and the log one line. */
+  const failClosed = (err: unknown, span: ReturnType<typeof checks.startCheckFrom>, request: NormalizeResult, settings: ResponseSettings, started: number): ResponsePlan => {
+    const decision: DenyDecision = { kind: 'deny', id: newId(), reason: 'internal_error', detail: 'unexpected error', rule: undefined, identity: undefined };
+    // The error's name only: a library's message may quote its input.
+    log.error({ decisionId: decision.id, error: err instanceof Error ? err.name : typeof err }, 'check failed unexpectedly; denied');
+    try {
+      telemetry?.recordDecision({ span, outcome: { decision, request: request.ok ? request.request : undefined, outcomes: [] }, durationMs: performance.now() - started });
+    } catch {
+      // Already logged above; the deny stands.
+    }
+    try {
+      return plan(decision, settings);
+    } catch {
+      return planResponse(decision, settings);
+    }
+  };
+
+  const snapshotOf = (parts: Parts): RuntimeSnapshot => ({
+    config: parts.config,
+    limits: parts.decider.limits,
+    async check(request, traceMetadata) {
+      const started = performance.now();
+      const span = checks.startCheckFrom(request.ok ? request.request.headers : NO_HEADERS, traceMetadata);
+      try {
+        const outcome: CheckOutcome = request.ok ? await parts.decider.decide(request.request, span) : parts.decider.unreadable(request.detail);
+        const response = plan(outcome.decision, parts.settings, peerFacts(outcome.peer));
+        telemetry?.recordDecision({ span, outcome, durationMs: performance.now() - started });
+        return response;
+      } catch (err) {
+        return failClosed(err, span, request, parts.settings, started);
+      }
+    },
+  });
+
+  const initial = await partsFor(config, newKeyStore(config.entra));
+  const holder = createConfigHolder({ parts: initial, snapshot: snapshotOf(initial) });
+  const parts = (): Parts => holder.current().parts;
+  telemetry?.metrics.observeKeySets(() => parts().keys.stats());
+
+  const listeners: (() => void)[] = [];
+  const notify = (): void => {
+    for (const listener of listeners) listener();
+  };
+  let closed = false;
+  let unsubscribe = initial.keys.onReadyChange(notify);
+
+  return {
+    current: () => holder.current().snapshot,
+    start: () => parts().keys.start().then(notify),
+    isServing: () => !closed && parts().keys.isReady(),
+    onServingChange(listener) {
+      listeners.push(listener);
+    },
+    async reload(next) {
+      if (closed) return;
+      const previous = parts();
+      const install = (p: Parts): void => {
+        holder.replace({ parts: p, snapshot: snapshotOf(p) });
+      };
+      if (!entraChanged(previous.config, next)) {
+        install(await partsFor(next, previous.keys));
+      } else {
+        const fresh = newKeyStore(next.entra);
+        await fresh.start();
+        if (!fresh.isReady() || closed) {
+          fresh.stop();
+          throw new Error('the signing keys of the new entra section could not be loaded; keeping the running configuration');
+        }
+        try {
+          install(await partsFor(next, fresh));
+        } catch (err) {
+          fresh.stop();
+          throw err;
+        }
+        unsubscribe();
+        unsubscribe = fresh.onReadyChange(notify);
+        previous.keys.stop();
+      }
+      notify();
+      log.info({ rules: next.rules.length, keysRebuilt: previous.keys !== parts().keys }, 'configuration reloaded');
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      notify();
+      parts().keys.stop();
+    },
+  };
+}
