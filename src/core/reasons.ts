@@ -83,7 +83,17 @@ export const REASONS = {
 
   // Token presence and shape.
   token_missing: deny401(null, 'an access token is required'),
-  token_multiple: deny401('invalid_request', 'more than one credential was sent'),
+  // RFC 6750 §3.1 pairs invalid_request with 400: a request that repeats its credential is malformed.
+  token_multiple: {
+    httpStatus: 400,
+    grpcCode: GrpcCode.INVALID_ARGUMENT,
+    bearerError: 'invalid_request',
+    challenge: true,
+    message: 'more than one credential was sent',
+  },
+  // Basic, Digest, Negotiate, …: no bearer credential at all, so a bare challenge (RFC 6750 §3.1),
+  // as for a request without an Authorization header.
+  token_scheme_unsupported: deny401(null, 'a Bearer access token is required'),
   token_malformed: deny401('invalid_token', 'the access token is malformed'),
   token_too_large: deny401('invalid_token', 'the access token is too large'),
 
@@ -99,7 +109,9 @@ export const REASONS = {
   token_version_not_accepted: deny401('invalid_token', 'the token version is not accepted'),
   token_audience_invalid: deny401('invalid_token', 'the token audience is not accepted'),
   token_claims_invalid: deny401('invalid_token', 'the token lacks required claims'),
-  token_no_permissions: deny403('the token carries neither roles nor scopes'),
+  // Microsoft.Identity.Web fails authentication for such tokens (an app of a tenant that never
+  // consented can get one): an invalid token, not a missing permission.
+  token_no_permissions: deny401('invalid_token', 'the token carries neither roles nor scopes'),
 
   // Authorization.
   no_matching_rule: deny403('no rule grants access to this route'),

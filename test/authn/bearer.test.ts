@@ -33,12 +33,20 @@ describe('extractToken', () => {
   it.each([
     ['an empty value', ''],
     ['a scheme without a credential', 'Bearer'],
-    ['Basic credentials', 'Basic dXNlcjpwYXNz'],
-    ['an unknown token scheme', `PoP ${JWT}`],
     ['a credential with spaces', `Bearer ${JWT} extra`],
     ['control characters', `Bearer ${JWT}\u0000`],
   ])('refuses %s as malformed', (_name, value) => {
     expect(extractToken(view({ authorization: value }), 'authorization')).toMatchObject({ kind: 'invalid', reason: 'token_malformed' });
+  });
+
+  it.each([
+    ['Basic credentials', 'Basic dXNlcjpwYXNz'],
+    ['Negotiate', 'Negotiate YIIBhgYGKwYBBQUCoIIBejCCAXagMDAu'],
+    ['Digest parameters', 'Digest username="u", realm="r", nonce="n", response="x"'],
+    ['a bare scheme name', 'Basic'],
+    ['another token scheme', `PoP ${JWT}`],
+  ])('reports %s as an unsupported scheme, not as a bad token', (_name, value) => {
+    expect(extractToken(view({ authorization: value }), 'authorization')).toMatchObject({ kind: 'invalid', reason: 'token_scheme_unsupported' });
   });
 
   it('refuses several credentials joined by Envoy with a comma', () => {

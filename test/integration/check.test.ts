@@ -128,15 +128,27 @@ describe('Check over real gRPC against the emulator', () => {
     }
   });
 
-  it('denies several Authorization values', async () => {
+  it('denies several Authorization values with 400 invalid_request', async () => {
     const token = await h.emulator.issueToken();
     const d = denial(await h.check({ headers: { authorization: `Bearer ${token},Bearer ${token}` } }));
     expect(d.reason).toBe('token_multiple');
+    expect(d.httpStatus).toBe('BadRequest');
+    expect(d.headers['www-authenticate']).toContain('error="invalid_request"');
   });
 
-  it('denies a token that carries neither roles nor scopes', async () => {
+  it('answers a Basic credential with 401 and a Bearer challenge without an error', async () => {
+    const d = denial(await h.check({ headers: { authorization: 'Basic dXNlcjpwYXNz' } }));
+    expect(d.reason).toBe('token_scheme_unsupported');
+    expect(d.httpStatus).toBe('Unauthorized');
+    expect(d.headers['www-authenticate']).toMatch(/^Bearer realm="[^"]*", authorization_uri="[^"]*"$/);
+  });
+
+  it('denies a token that carries neither roles nor scopes with 401 invalid_token', async () => {
     const token = await h.emulator.issueToken({ appId: DEMO.clients.noRoles.clientId });
-    expect(denial(await h.check({ token })).reason).toBe('token_no_permissions');
+    const d = denial(await h.check({ token }));
+    expect(d.reason).toBe('token_no_permissions');
+    expect(d.httpStatus).toBe('Unauthorized');
+    expect(d.headers['www-authenticate']).toContain('error="invalid_token"');
   });
 
   it('accepts a v1 token that names its key by x5t only', async () => {

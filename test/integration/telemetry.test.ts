@@ -700,7 +700,7 @@ describe('no credential leaks into telemetry', () => {
       [{ token: tokens.unknownKey, headers: traced() }, 'token_key_unknown'],
       [{ token: tokens.badSignature, headers: traced() }, 'token_signature_invalid'],
       [{ headers: traced({ authorization: `Bearer ${tokens.valid},Bearer ${tokens.other}` }) }, 'token_multiple'],
-      [{ headers: traced({ authorization: `Basic ${tokens.valid}`, cookie: cookieValue }) }, 'token_malformed'],
+      [{ headers: traced({ authorization: `Basic ${tokens.valid}`, cookie: cookieValue }) }, 'token_scheme_unsupported'],
       [{ headers: traced({ cookie: `session=${cookieValue}` }) }, 'token_missing'],
     ];
     const reasons: string[] = [];
