@@ -173,7 +173,7 @@ export async function explainRequest(input: ExplainInput): Promise<ExplainReport
       if (r.anonymous) notes.push('the rule allows anonymous access: no credential was read');
       else if (r.token === 'optional') notes.push('the peer may authenticate alone on this rule (peerOnly); a token that is sent is still verified');
     } else if (traced.selection.kind === 'path_not_canonical') {
-      notes.push('the path is not canonical (//, . or .. segments, encoded / . \\): refused before any rule; enable normalize_path in Envoy');
+      notes.push(`the path is not canonical (it has ${view.pathProblem}): refused before any rule; let Envoy normalize it (docs/envoy.md)`);
     } else {
       notes.push('no rule matched: default deny');
     }

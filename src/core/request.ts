@@ -1,3 +1,5 @@
+import { normalizePath } from './path.js';
+
 /**
  * The normalized view of an Envoy CheckRequest, built once per check. Everything downstream reads
  * this view, never the protobuf object: header names are lower-case, sizes are capped, and no field
@@ -18,8 +20,13 @@ export interface RequestView {
   readonly envoyId: string;
   readonly method: string;
   readonly host: string;
-  /** Path without the query string or fragment. */
+  /**
+   * Path without the query string or fragment, normalized as rules see it (see core/path.ts):
+   * percent-encoded unreserved characters decoded. As sent when it cannot be normalized.
+   */
   readonly path: string;
+  /** Why the path cannot be normalized safely (refused where rules match on paths), or ''. */
+  readonly pathProblem: string;
   /** The query string without its `?`, or ''. */
   readonly query: string;
   readonly scheme: string;
@@ -144,13 +151,16 @@ export function normalizeCheckRequest(raw: unknown, limits: RequestLimits = DEFA
     const hash = rawPath.indexOf('#');
     const withoutFragment = hash === -1 ? rawPath : rawPath.slice(0, hash);
     const q = withoutFragment.indexOf('?');
+    const path = q === -1 ? withoutFragment : withoutFragment.slice(0, q);
+    const normalizedPath = normalizePath(path);
     return {
       ok: true,
       request: {
         envoyId: str(http['id']),
         method: method.toUpperCase(),
         host: host.toLowerCase(),
-        path: q === -1 ? withoutFragment : withoutFragment.slice(0, q),
+        path: normalizedPath.ok ? normalizedPath.path : path,
+        pathProblem: normalizedPath.ok ? '' : normalizedPath.problem,
         query: q === -1 ? '' : withoutFragment.slice(q + 1),
         scheme: str(http['scheme']) || first(':scheme'),
         protocol: str(http['protocol']),

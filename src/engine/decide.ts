@@ -83,7 +83,7 @@ export function createDecider(deps: DeciderDeps): Decider {
 
     const selection = selectRule(policy, request);
     if (selection.kind === 'path_not_canonical') {
-      return deny('path_not_canonical', `path ${JSON.stringify(request.path.slice(0, 256))} is not canonical`, { request, dryRun: policy.dryRun });
+      return deny('path_not_canonical', `path ${JSON.stringify(request.path.slice(0, 256))} has ${request.pathProblem}`, { request, dryRun: policy.dryRun });
     }
     if (selection.kind === 'none') return deny('no_matching_rule', 'no rule matches the request', { request, dryRun: policy.dryRun });
     const rule = selection.rule;

@@ -8,7 +8,7 @@ import type { RequirementOutcome } from '../core/outcome.js';
 import type { ReasonCode } from '../core/reasons.js';
 import type { RequestView } from '../core/request.js';
 import type { CompiledMatch, CompiledPolicy, CompiledRequirementSet, CompiledRule, CompiledValueCheck } from './compile.js';
-import { grpcServicePrefix, hostForMatching, isCanonicalPath, prefixMatches } from './patterns.js';
+import { grpcServicePrefix, hostForMatching, prefixMatches } from './patterns.js';
 import { checkPeer, type PeerResult } from './peer.js';
 
 export type { RequirementOutcome } from '../core/outcome.js';
@@ -20,7 +20,7 @@ export type RequirementResult =
 export type RuleSelection =
   | { readonly kind: 'rule'; readonly rule: CompiledRule }
   | { readonly kind: 'none' }
-  /** Some rule matches on paths and this path is not canonical (see `isCanonicalPath`). */
+  /** Some rule matches on paths and this path cannot be normalized safely (see core/path.ts). */
   | { readonly kind: 'path_not_canonical' };
 
 /** The request values rules look at, derived once per check. */
@@ -81,10 +81,10 @@ function fits(match: CompiledMatch, facts: Facts): boolean {
 
 /**
  * The first rule, in file order, whose match fits the request; `none` means default deny.
- * A non-canonical path is refused before any rule is tried when some rule matches on paths.
+ * A path that cannot be normalized is refused before any rule is tried when some rule matches on paths.
  */
 export function selectRule(policy: CompiledPolicy, request: RequestView): RuleSelection {
-  if (policy.matchesPaths && !isCanonicalPath(request.path)) return { kind: 'path_not_canonical' };
+  if (policy.matchesPaths && request.pathProblem !== '') return { kind: 'path_not_canonical' };
   const facts = factsOf(request);
   for (const rule of policy.rules) if (fits(rule.match, facts)) return { kind: 'rule', rule };
   return { kind: 'none' };

@@ -1,7 +1,9 @@
 /**
  * The syntax of match patterns, shared by the config schema (validation at load) and the rule
- * compiler (matching at run time), so that what loads is exactly what can match. Pure: no imports.
+ * compiler (matching at run time), so that what loads is exactly what can match. Pure: imports
+ * only the core's path normalization.
  */
+import { normalizePath } from '../core/path.js';
 
 /**
  * A host pattern: a DNS name, an IPv4 address or a bracketed IPv6 address, optionally starting
@@ -24,50 +26,16 @@ export const GRPC_PATTERN = /^\/?[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*
 export const RULE_NAME_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
- * Percent-encodings that change how a path splits into segments once an upstream decodes them:
- * `.` (%2E), `/` (%2F) and `\` (%5C).
+ * A path pattern (`exact` or `prefix`) is valid when it is a path without `?`/`#` that is already
+ * in the normalized form requests are matched in (core/path.ts): otherwise it could never match.
  */
-const ENCODED_SEPARATOR = /%(2e|2f|5c)/i;
-
-/**
- * Whether a request path (query already removed) is in the canonical form rules are matched on:
- * starts with `/`, no empty segment (`//`), no `.` or `..` segment, no backslash, no encoded `.`,
- * `/` or `\`, no control character.
- *
- * Why this matters: rules match the path Envoy hands over. If that path is `/public/../admin`, a
- * prefix rule for `/admin` does not match it, a later catch-all might — and the upstream then
- * serves `/admin`. Rather than guess how the upstream normalizes, such paths are refused when any
- * rule matches on paths (Envoy's `normalize_path`, `merge_slashes` and
- * `path_with_escaped_slashes_action` fix them before ext_authz ever sees them).
- */
-export function isCanonicalPath(path: string): boolean {
-  if (path.length === 0 || path.charCodeAt(0) !== 47 /* / */) return false;
-  if (path.includes('//') || path.includes('\\') || ENCODED_SEPARATOR.test(path)) return false;
-  for (let i = 0; i < path.length; i++) {
-    const c = path.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f) return false;
-  }
-  // Dot segments: "/." or "/.." followed by "/" or the end.
-  let from = 0;
-  for (;;) {
-    const at = path.indexOf('/.', from);
-    if (at === -1) return true;
-    const rest = path.charCodeAt(at + 2);
-    if (Number.isNaN(rest) || rest === 47) return false;
-    if (rest === 46 /* . */) {
-      const after = path.charCodeAt(at + 3);
-      if (Number.isNaN(after) || after === 47) return false;
-    }
-    from = at + 2;
-  }
-}
-
-/** A path pattern (`exact` or `prefix`) is valid when it is itself a canonical path without `?`/`#`. */
 export function pathPatternProblem(path: string): string | undefined {
   if (!path.startsWith('/')) return 'must start with "/"';
   if (path.includes('?') || path.includes('#')) return 'must not contain a query or fragment';
   if (/\s/.test(path)) return 'must not contain whitespace';
-  if (!isCanonicalPath(path)) return 'must be canonical: no "//", "." or ".." segments, backslashes or %2E/%2F/%5C';
+  const normalized = normalizePath(path);
+  if (!normalized.ok) return `must be a normalized path, but has ${normalized.problem}`;
+  if (normalized.path !== path) return `must be written normalized, as ${JSON.stringify(normalized.path)}`;
   return undefined;
 }
 

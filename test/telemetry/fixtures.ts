@@ -65,6 +65,7 @@ export function requestView(overrides: Partial<RequestView> & { headerList?: [st
     method: 'GET',
     host: 'orders.example.com',
     path: '/orders/42',
+    pathProblem: '',
     query: '',
     scheme: 'https',
     protocol: 'HTTP/2',
