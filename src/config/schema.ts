@@ -149,6 +149,13 @@ export const identityHeadersSchema = z.strictObject({
   peerFingerprint: headerName.default('x-entra-peer-fingerprint'),
 });
 
+/** `response.stripHeaders`; merged with the well-known foreign identity headers by core/response.ts. */
+export const stripHeadersSchema = z.strictObject({
+  wellKnown: z.boolean().default(true).describe('Also strip the well-known identity headers of other systems (App Service, oauth2-proxy, Pomerium, X-Auth-*, X-User-*, …; see docs/configuration.md).'),
+  names: z.array(headerName).default([]).describe('Further request headers, by exact name, removed on every allow.'),
+  prefixes: z.array(headerName).default([]).describe('Further request headers, by name prefix, removed on every allow (those present in the request).'),
+});
+
 export const configSchema = z.strictObject({
   server: z
     .strictObject({
@@ -236,8 +243,10 @@ export const configSchema = z.strictObject({
        * would-be reason code (e.g. `x-entra-authz-dry-run: missing_role`); removed otherwise.
        */
       dryRunHeader: headerName.optional().describe('Header set upstream, with the would-be reason code, on requests allowed only because of dry-run.'),
+      /** Client-sent headers that other identity layers use, removed on every allow (anonymous ones included). */
+      stripHeaders: stripHeadersSchema.default(stripHeadersSchema.parse({})).describe('Request headers removed on every allow, so an upstream never trusts a client-sent identity header.'),
     })
-    .default({ identityHeaders: identityHeadersSchema.parse({}), removeTokenHeader: false, realm: 'entra-authz' }),
+    .default({ identityHeaders: identityHeadersSchema.parse({}), removeTokenHeader: false, realm: 'entra-authz', stripHeaders: stripHeadersSchema.parse({}) }),
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -25,6 +25,56 @@ export type ResponsePlan =
     }
   | { readonly kind: 'unavailable'; readonly message: string };
 
+/** Request headers removed on every allow: exact names, and name prefixes. Lower-case. */
+export interface HeaderStripping {
+  readonly names: readonly string[];
+  readonly prefixes: readonly string[];
+}
+
+/**
+ * Headers other identity layers use to tell an upstream who the caller is. An upstream that
+ * trusts them would take a client-sent copy for the truth, so they never pass an allow.
+ */
+export const FOREIGN_IDENTITY_HEADERS: HeaderStripping = {
+  names: [
+    // oauth2-proxy with --pass-user-headers / --pass-access-token.
+    'x-forwarded-user',
+    'x-forwarded-email',
+    'x-forwarded-groups',
+    'x-forwarded-preferred-username',
+    'x-forwarded-access-token',
+    // Plain reverse-proxy authentication (Apache, Grafana auth.proxy and the like).
+    'remote-user',
+    'x-remote-user',
+    'x-remote-group',
+    'x-webauth-user',
+    // Cloudflare Access.
+    'cf-access-authenticated-user-email',
+    'cf-access-jwt-assertion',
+  ],
+  prefixes: [
+    // App Service Authentication ("Easy Auth"): X-MS-CLIENT-PRINCIPAL, -ID, -NAME, -IDP; X-MS-TOKEN-AAD-*.
+    'x-ms-client-principal',
+    'x-ms-token-aad-',
+    // oauth2-proxy's X-Auth-Request-* and generic X-Auth-* / X-User-* conventions.
+    'x-auth-',
+    'x-user-',
+    // Pomerium, Google IAP, AWS ALB OIDC.
+    'x-pomerium-',
+    'x-goog-authenticated-user-',
+    'x-amzn-oidc-',
+  ],
+};
+
+/** The headers to strip for a `response.stripHeaders` setting: the well-known ones unless turned off, plus the configured ones. */
+export function headerStripping(setting: { readonly wellKnown: boolean } & HeaderStripping): HeaderStripping {
+  const base = setting.wellKnown ? FOREIGN_IDENTITY_HEADERS : { names: [], prefixes: [] };
+  return {
+    names: [...new Set([...base.names, ...setting.names])],
+    prefixes: [...new Set([...base.prefixes, ...setting.prefixes])],
+  };
+}
+
 export interface ResponseSettings {
   readonly identityHeaders: {
     readonly oid: string;
@@ -47,6 +97,8 @@ export interface ResponseSettings {
   readonly dryRunHeader?: string | undefined;
   /** `authorization_uri` in challenges, e.g. https://login.microsoftonline.com/{tenant}/oauth2/authorize. */
   readonly authorizationUri: string;
+  /** Client-sent headers removed from every allowed request (see `headerStripping`). */
+  readonly stripHeaders: HeaderStripping;
 }
 
 /** The caller's mTLS identity as the response shows it (mTLS's PeerIdentity fits this shape). */
@@ -82,7 +134,28 @@ function challenge(settings: ResponseSettings, error: string | null, description
   return `Bearer ${params.join(', ')}`;
 }
 
-export function planResponse(decision: Decision, settings: ResponseSettings, peer?: PeerFacts): ResponsePlan {
+/**
+ * The `stripHeaders` entries to remove from this request: every exact name (Envoy may not have sent
+ * the header to us, see `allowed_headers`), and the present headers that start with a prefix,
+ * since Envoy's `headers_to_remove` takes exact names only. Never the headers set on this allow,
+ * nor the token header (`removeTokenHeader` decides that one).
+ */
+function strippedHeaders(settings: ResponseSettings, requestHeaders: Iterable<string>, set: ReadonlySet<string>): string[] {
+  const out = settings.stripHeaders.names.filter((name) => !set.has(name) && name !== settings.tokenHeader);
+  const { prefixes } = settings.stripHeaders;
+  if (prefixes.length === 0) return out;
+  for (const name of requestHeaders) {
+    if (set.has(name) || name === settings.tokenHeader) continue;
+    if (prefixes.some((p) => name.startsWith(p))) out.push(name);
+  }
+  return out;
+}
+
+/**
+ * What Envoy should do with the request. `requestHeaders` are the lower-case names of the
+ * request's headers, for prefix-based stripping.
+ */
+export function planResponse(decision: Decision, settings: ResponseSettings, peer?: PeerFacts, requestHeaders: Iterable<string> = []): ResponsePlan {
   const info = reasonInfo(decision.reason);
   if (decision.kind === 'unavailable') return { kind: 'unavailable', message: decision.reason };
 
@@ -104,6 +177,7 @@ export function planResponse(decision: Decision, settings: ResponseSettings, pee
       else removeHeaders.push(settings.dryRunHeader);
     }
     if (settings.removeTokenHeader && decision.identity) removeHeaders.push(settings.tokenHeader);
+    removeHeaders.push(...strippedHeaders(settings, requestHeaders, new Set(setHeaders.map(([k]) => k))));
     return { kind: 'allow', setHeaders, removeHeaders: [...new Set(removeHeaders)], metadata: metadataOf(decision, peer) };
   }
 

@@ -15,7 +15,7 @@ import type { DenyDecision } from '../core/decision.js';
 import type { PeerIdentity } from '../core/identity.js';
 import type { CheckOutcome } from '../core/outcome.js';
 import type { NormalizeResult, RequestLimits } from '../core/request.js';
-import { planResponse, type PeerFacts, type ResponsePlan, type ResponseSettings } from '../core/response.js';
+import { headerStripping, planResponse, type PeerFacts, type ResponsePlan, type ResponseSettings } from '../core/response.js';
 import { createDecider, type Decider } from '../engine/decide.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -82,6 +82,7 @@ export function responseSettings(config: Config): ResponseSettings {
     realm: config.response.realm,
     authorizationUri: `${config.entra.authority}/${tenant}/oauth2/authorize`,
     dryRunHeader: config.response.dryRunHeader,
+    stripHeaders: headerStripping(config.response.stripHeaders),
   };
 }
 
@@ -151,7 +152,7 @@ export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<
       const span = checks.startCheckFrom(request.ok ? request.request.headers : NO_HEADERS, traceMetadata);
       try {
         const outcome: CheckOutcome = request.ok ? await parts.decider.decide(request.request, span) : parts.decider.unreadable(request.detail);
-        const response = plan(outcome.decision, parts.settings, peerFacts(outcome.peer));
+        const response = plan(outcome.decision, parts.settings, peerFacts(outcome.peer), outcome.request?.headers.keys());
         telemetry?.recordDecision({ span, outcome, durationMs: performance.now() - started });
         return response;
       } catch (err) {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Decision } from '../../src/core/decision.js';
 import type { TokenIdentity } from '../../src/core/identity.js';
-import { planResponse, type ResponseSettings } from '../../src/core/response.js';
+import { FOREIGN_IDENTITY_HEADERS, headerStripping, planResponse, type ResponseSettings } from '../../src/core/response.js';
 
 const settings: ResponseSettings = {
   identityHeaders: {
@@ -19,6 +19,7 @@ const settings: ResponseSettings = {
   removeTokenHeader: false,
   realm: 'orders-api',
   authorizationUri: 'https://login.microsoftonline.com/tenant/oauth2/authorize',
+  stripHeaders: { names: [], prefixes: [] },
 };
 
 const identity: TokenIdentity = {
@@ -69,6 +70,57 @@ describe('planResponse', () => {
       'x-entra-peer-fingerprint': 'ab12',
     });
     expect(plan.metadata['peer_principal']).toBe('spiffe://cluster.local/ns/shop/sa/checkout');
+  });
+
+  describe('strips identity headers of other systems on every allow', () => {
+    const stripping = { ...settings, stripHeaders: headerStripping({ wellKnown: true, names: ['x-legacy-user'], prefixes: ['x-corp-id-'] }) };
+    const clientSent = [
+      'x-ms-client-principal',
+      'x-ms-client-principal-id',
+      'x-ms-client-principal-name',
+      'x-ms-client-principal-idp',
+      'x-ms-token-aad-access-token',
+      'x-auth-request-user',
+      'x-auth-request-email',
+      'x-pomerium-jwt-assertion',
+      'x-auth-user',
+      'x-user-id',
+      'x-corp-id-roles',
+    ];
+    const requestHeaders = [':path', 'host', 'accept', 'authorization', 'x-request-id', ...clientSent];
+    const removed = (decision: Decision, s: ResponseSettings = stripping): readonly string[] => {
+      const plan = planResponse(decision, s, undefined, requestHeaders);
+      if (plan.kind !== 'allow') throw new Error('expected allow');
+      return plan.removeHeaders;
+    };
+    const anonymous: Decision = { kind: 'allow', id: 'd-9', reason: 'allowed_anonymous', rule: 'public', identity: undefined, detail: '' };
+
+    it('removes every present header under a well-known or configured prefix, on token and anonymous allows', () => {
+      for (const decision of [allow, anonymous]) expect(removed(decision)).toEqual(expect.arrayContaining(clientSent));
+    });
+
+    it('removes well-known and configured exact names even when Envoy did not send them to the server', () => {
+      expect(removed(allow)).toEqual(expect.arrayContaining(['x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups', 'x-forwarded-preferred-username', 'x-forwarded-access-token', 'x-legacy-user']));
+    });
+
+    it('keeps ordinary headers, the token header and the headers it sets itself', () => {
+      const s = { ...stripping, tokenHeader: 'x-auth-token', identityHeaders: { ...settings.identityHeaders, oid: 'x-user-oid' } };
+      const plan = planResponse(allow, s, undefined, [...requestHeaders, 'x-auth-token', 'x-user-oid']);
+      if (plan.kind !== 'allow') throw new Error('expected allow');
+      for (const kept of [':path', 'host', 'accept', 'x-request-id', 'x-auth-token', 'x-user-oid']) expect(plan.removeHeaders).not.toContain(kept);
+      expect(plan.setHeaders).toContainEqual(['x-user-oid', 'oid-1']);
+    });
+
+    it('strips only the configured headers when the well-known list is turned off', () => {
+      const own = { ...settings, stripHeaders: headerStripping({ wellKnown: false, names: [], prefixes: ['x-corp-id-'] }) };
+      const list = removed(allow, own);
+      expect(list).toContain('x-corp-id-roles');
+      expect(list).not.toContain('x-ms-client-principal');
+    });
+
+    it('covers App Service, oauth2-proxy, Pomerium and the generic X-Auth-/X-User- conventions by default', () => {
+      expect(FOREIGN_IDENTITY_HEADERS.prefixes).toEqual(expect.arrayContaining(['x-ms-client-principal', 'x-ms-token-aad-', 'x-auth-', 'x-user-', 'x-pomerium-']));
+    });
   });
 
   it('removes the token header after verification when configured', () => {

@@ -276,3 +276,38 @@ describe('signing keys', () => {
     await closing;
   });
 });
+
+describe('identity headers of other systems', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({
+      rules: [
+        { name: 'public', match: { paths: [{ prefix: '/public' }] }, allowAnonymous: true },
+        { name: 'orders-read', require: { roles: { anyOf: ['Orders.Read'] } } },
+      ],
+      response: { stripHeaders: { prefixes: ['x-corp-'] } },
+    });
+    await h.waitServing();
+  });
+  afterAll(() => h.close());
+
+  const forged = {
+    'x-ms-client-principal-name': 'admin@contoso.com',
+    'x-ms-token-aad-access-token': 'forged',
+    'x-auth-request-email': 'admin@contoso.com',
+    'x-pomerium-claim-groups': 'admins',
+    'x-corp-role': 'admin',
+  };
+
+  it('removes client-sent copies on an allow with a token', async () => {
+    const token = await h.emulator.issueToken({ appId: reader.clientId });
+    const a = allowance(await h.check({ token, path: '/orders', headers: forged }));
+    expect(a.remove).toEqual(expect.arrayContaining([...Object.keys(forged), 'x-forwarded-user', 'x-forwarded-access-token']));
+  });
+
+  it('removes client-sent copies on an anonymous allow too', async () => {
+    const a = allowance(await h.check({ path: '/public/logo.png', headers: forged }));
+    expect(a.metadata).toMatchObject({ reason: 'allowed_anonymous' });
+    expect(a.remove).toEqual(expect.arrayContaining(Object.keys(forged)));
+  });
+});

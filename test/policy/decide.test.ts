@@ -178,6 +178,7 @@ describe('dry-run', () => {
       realm: 'r',
       authorizationUri: 'https://login.microsoftonline.com/x/oauth2/authorize',
       dryRunHeader: config.response.dryRunHeader,
+      stripHeaders: { names: [], prefixes: [] },
     };
     const dry = planResponse((await decide(req('/orders', { token: 'reader', method: 'POST' }))).decision, settings);
     expect(dry.kind).toBe('allow');
