@@ -3,13 +3,15 @@ import type { Decision } from '../core/decision.js';
 import type { PeerIdentity } from '../core/identity.js';
 import type { RequirementOutcome } from '../core/outcome.js';
 import type { ReasonCode } from '../core/reasons.js';
+import { redactJwts } from '../core/redact.js';
 import type { RequestView } from '../core/request.js';
 
 /**
  * The audit log: one JSON line per decision, shaped for log pipelines and for humans reading an
  * incident timeline. The record is built by a pure function from typed fields — never from the raw
  * headers — so a token, an Authorization or Cookie value cannot reach it: the only request headers
- * read are the ones the request view already extracted (`x-request-id`).
+ * read are the ones the request view already extracted (`x-request-id`). Every string in it has
+ * JWT-shaped substrings redacted, wherever the client put them.
  */
 
 // ---------------------------------------------------------------------------------------------
@@ -106,8 +108,10 @@ export const REDACTED = '[redacted]';
 /** Bounds on what one record may hold: a 256 KiB path must not become a 256 KiB log line. */
 const MAX = { path: 2048, query: 2048, short: 256, detail: 1024, list: 64, requirements: 32 } as const;
 
+/** Capped, and with JWT-shaped substrings redacted (a client can put a token in the path). */
 function cap(value: string, max: number): string {
-  return value.length <= max ? value : `${value.slice(0, max)}…[truncated ${value.length - max} chars]`;
+  const capped = value.length <= max ? value : `${value.slice(0, max)}…[truncated ${value.length - max} chars]`;
+  return redactJwts(capped);
 }
 
 /** Non-empty string, capped; else null. */

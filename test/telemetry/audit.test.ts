@@ -162,6 +162,20 @@ describe('audit record', () => {
     expect(record.detail).toBe('the request has no http section');
   });
 
+  it('redacts a token a client put in the path, the query or a detail', () => {
+    const token = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl';
+    const record = buildAuditRecord(
+      input({
+        request: requestView({ path: `/callback/${token}`, query: `id_token=${token}` }),
+        decision: deny({ detail: `path "/callback/${token}" has a ";" (path parameters)` }),
+        redactQuery: false,
+      }),
+    );
+    expect(record.path).toBe('/callback/[redacted-jwt]');
+    expect(record.query).toBe('id_token=[redacted-jwt]');
+    expect(serializeAuditRecord(record)).not.toContain('c2lnbmF0dXJl');
+  });
+
   it('caps oversized paths and role lists so one request cannot make a huge line', () => {
     const record = buildAuditRecord(
       input({
