@@ -167,9 +167,28 @@ export function compileRule(rule: Rule, index: number, globalDryRun: boolean): C
     anonymous: rule.allowAnonymous,
     token: rule.allowAnonymous ? 'none' : base.peer?.peerOnly || alternatives.some((a) => a.peer?.peerOnly) ? 'optional' : 'required',
     requirement: { ...base, alternatives },
-    dryRun: rule.dryRun ?? globalDryRun,
+    dryRun: ruleDryRun(rule, globalDryRun),
     source: rule,
   };
+}
+
+/** Whether a rule only reports its denials: its own `dryRun`, else the top-level one. */
+function ruleDryRun(rule: Rule, globalDryRun: boolean): boolean {
+  return rule.dryRun ?? globalDryRun;
+}
+
+/** Where dry-run is active: top-level (also for requests no rule matches) and the rules in dry-run. */
+export interface DryRunScope {
+  /** Dry-run is active somewhere: top-level or on at least one rule. */
+  readonly active: boolean;
+  readonly global: boolean;
+  readonly rules: readonly string[];
+}
+
+/** Where a configuration lets would-be denials through. */
+export function dryRunScope(config: Pick<Config, 'rules' | 'dryRun'>): DryRunScope {
+  const rules = config.rules.filter((r) => ruleDryRun(r, config.dryRun)).map((r) => r.name);
+  return { active: config.dryRun || rules.length > 0, global: config.dryRun, rules };
 }
 
 /** Compiles the rules of a validated configuration. Pure; call once per configuration. */

@@ -17,6 +17,7 @@ import type { CheckOutcome } from '../core/outcome.js';
 import type { NormalizeResult, RequestLimits } from '../core/request.js';
 import { headerStripping, planResponse, type PeerFacts, type ResponsePlan, type ResponseSettings } from '../core/response.js';
 import { createDecider, type Decider } from '../engine/decide.js';
+import { dryRunScope } from '../policy/compile.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
@@ -25,7 +26,7 @@ import { loadPeerSettings } from './peer-settings.js';
 
 /** The parts of telemetry the runtime feeds; `Telemetry` fits. */
 export type RuntimeTelemetry = Pick<Telemetry, 'checks' | 'recordDecision' | 'onKeyFetch'> & {
-  readonly metrics: Pick<Metrics, 'observeKeySets'>;
+  readonly metrics: Pick<Metrics, 'observeKeySets' | 'observeDryRun'>;
 };
 
 export interface RuntimeDeps {
@@ -161,10 +162,19 @@ export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<
     },
   });
 
+  /** Dry-run lets would-be denials through: say so loudly whenever such a configuration starts. */
+  const warnDryRun = (cfg: Config, when: 'start' | 'reload'): void => {
+    const scope = dryRunScope(cfg);
+    if (!scope.active) return;
+    log.warn({ when, dryRun: scope.global, dryRunRules: scope.rules }, 'dry-run is active: requests that would be denied are allowed and only recorded');
+  };
+
   const initial = await partsFor(config, newKeyStore(config.entra));
   const holder = createConfigHolder({ parts: initial, snapshot: snapshotOf(initial) });
   const parts = (): Parts => holder.current().parts;
   telemetry?.metrics.observeKeySets(() => parts().keys.stats());
+  telemetry?.metrics.observeDryRun(() => dryRunScope(parts().config).active);
+  warnDryRun(config, 'start');
 
   const listeners: (() => void)[] = [];
   const notify = (): void => {
@@ -207,6 +217,7 @@ export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<
       }
       notify();
       log.info({ rules: next.rules.length, keysRebuilt: previous.keys !== parts().keys }, 'configuration reloaded');
+      warnDryRun(next, 'reload');
     },
     close() {
       if (closed) return;

@@ -20,6 +20,7 @@ export const KEY_FETCH_DURATION_BUCKETS: readonly number[] = [0.01, 0.025, 0.05,
 export const METRIC = {
   decisions: 'entra_authz_decisions_total',
   dryRunDenials: 'entra_authz_dry_run_denials_total',
+  dryRunActive: 'entra_authz_dry_run_active',
   checkDuration: 'entra_authz_check_duration_seconds',
   cacheLookups: 'entra_authz_token_cache_lookups_total',
   keyFetches: 'entra_authz_key_fetches_total',
@@ -71,6 +72,11 @@ export interface Metrics {
    * `metrics.observeKeySets(() => keys.stats())`. Replaces any earlier source.
    */
   observeKeySets(source: () => readonly KeySetCount[]): void;
+  /**
+   * Where `entra_authz_dry_run_active` reads, at every scrape, whether the running configuration
+   * lets would-be denials through (top-level or on any rule). Replaces any earlier source.
+   */
+  observeDryRun(source: () => boolean): void;
   /** One configuration reload attempt. */
   configReload(result: ConfigReloadResult): void;
   /** Audit records dropped because the sink was failing or its buffer was full. */
@@ -137,6 +143,20 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       }
     },
   });
+  let dryRunSource: (() => boolean) | undefined;
+  new Gauge({
+    name: METRIC.dryRunActive,
+    help: '1 while dry-run is active anywhere in the running configuration (denials are allowed and only recorded), else 0.',
+    registers,
+    collect() {
+      if (dryRunSource === undefined) return;
+      try {
+        this.set(dryRunSource() ? 1 : 0);
+      } catch {
+        // Keep the last value rather than fail the scrape.
+      }
+    },
+  });
   const configReloads = new Counter({
     name: METRIC.configReloads,
     help: 'Configuration reload attempts by result (success, failure).',
@@ -199,6 +219,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     observeKeySets(source) {
       keySetSource = source;
+    },
+    observeDryRun(source) {
+      dryRunSource = source;
     },
     configReload(result) {
       configReloads.labels({ result }).inc();

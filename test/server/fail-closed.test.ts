@@ -25,7 +25,7 @@ const quietTelemetry = (recordDecision: RuntimeTelemetry['recordDecision']): Run
   checks: NOOP_CHECK_TRACER,
   recordDecision,
   onKeyFetch: () => undefined,
-  metrics: { observeKeySets: () => undefined },
+  metrics: { observeKeySets: () => undefined, observeDryRun: () => undefined },
 });
 
 describe('a check that fails after the decision still fails closed', () => {
