@@ -1,3 +1,4 @@
+import { entraUrl } from '../authn/entra/urls.js';
 import { parseListen } from '../config/listen.js';
 import { validateConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -35,7 +36,7 @@ export function devConfig(emulatorUrl: string, listen = '127.0.0.1:9001', adminL
 
 function banner(emulator: EntraEmulator, address: string, adminUrl: string): string {
   const { writer, reader } = DEMO.clients;
-  const tokenUrl = `${emulator.url}/${DEMO.tenantId}/oauth2/v2.0/token`;
+  const tokenUrl = entraUrl(emulator.url, DEMO.tenantId, 'token', '2.0');
   const tokenCmd = (c: typeof writer): string =>
     `curl -s ${tokenUrl} -d grant_type=client_credentials -d client_id=${c.clientId} ` +
     `-d client_secret=${c.clientSecret} -d scope=${DEMO.api.identifierUri}/.default | node -pe 'JSON.parse(require("fs").readFileSync(0)).access_token'`;

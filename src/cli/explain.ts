@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { createKeyStore } from '../authn/entra/keystore.js';
 import { createTokenVerifier } from '../authn/entra/verifier.js';
+import { entraIssuer, entraUrl, type EntraEndpoint } from '../authn/entra/urls.js';
 import { loadConfigFile } from '../config/load.js';
 import type { Config, EntraConfig } from '../config/schema.js';
 import type { TokenIdentity } from '../core/identity.js';
@@ -289,13 +290,6 @@ export function formatExplain(r: ExplainReport): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Issuer host of v1 tokens per authority host (v1 issuers never name the authority). */
-function v1IssuerBase(authority: string): string {
-  const host = new URL(authority).hostname;
-  if (host === 'login.partner.microsoftonline.cn' || host === 'login.chinacloudapi.cn') return 'https://sts.chinacloudapi.cn';
-  return 'https://sts.windows.net';
-}
-
 /**
  * A fetch that answers Entra's discovery endpoints for the configured tenants from a local JWKS:
  * v2 metadata (issuer `{authority}/{tid}/v2.0`), v1 metadata (issuer `https://sts.windows.net/{tid}/`,
@@ -305,15 +299,13 @@ export function offlineFetch(entra: EntraConfig, jwks: unknown): typeof globalTh
   const json = (body: unknown): Response => new Response(JSON.stringify(body), { status: 200, headers: { 'content-type': 'application/json' } });
   const routes = new Map<string, () => Response>();
   for (const tid of entra.tenants) {
-    const base = `${entra.authority}/${tid}`;
-    routes.set(`${base}/v2.0/.well-known/openid-configuration`, () =>
-      json({ issuer: `${base}/v2.0`, jwks_uri: `${base}/discovery/v2.0/keys`, token_endpoint: `${base}/oauth2/v2.0/token` }),
-    );
-    routes.set(`${base}/.well-known/openid-configuration`, () =>
-      json({ issuer: `${v1IssuerBase(entra.authority)}/${tid}/`, jwks_uri: `${base}/discovery/keys`, token_endpoint: `${base}/oauth2/token` }),
-    );
-    routes.set(`${base}/discovery/v2.0/keys`, () => json(jwks));
-    routes.set(`${base}/discovery/keys`, () => json(jwks));
+    for (const version of ['2.0', '1.0'] as const) {
+      const url = (endpoint: EntraEndpoint): string => entraUrl(entra.authority, tid, endpoint, version);
+      routes.set(url('metadata'), () =>
+        json({ issuer: entraIssuer(entra.authority, tid, version), jwks_uri: url('jwks'), token_endpoint: url('token') }),
+      );
+      routes.set(url('jwks'), () => json(jwks));
+    }
   }
   return (async (input: string | URL | Request) => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;

@@ -16,7 +16,11 @@ export async function startService(config: Config, log: Logger): Promise<{ app: 
     config: config.telemetry,
     env: process.env,
     serviceName: SERVICE_NAME,
-    isReady: () => (app?.isServing() ? { ready: true } : { ready: false, detail: 'signing keys not loaded, or shutting down' }),
+    isReady: () => {
+      if (app?.isServing()) return { ready: true };
+      const problems = app?.keyProblems() ?? [];
+      return { ready: false, detail: problems.length > 0 ? { keys: problems } : 'signing keys not loaded, or shutting down' };
+    },
     onWarning: (message) => log.warn(message),
   });
   try {

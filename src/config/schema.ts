@@ -167,8 +167,10 @@ export const configSchema = z.strictObject({
       maxHeaderBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(256 * 1024),
       /** TLS (and optionally required client certificates) on the gRPC listener — see docs/mtls.md. */
       tls: tlsListenerSchema.optional(),
+      /** Longest a check waits for a signing-key refresh before it is answered without it. */
+      checkDeadlineMs: z.number().int().min(10).max(10_000).default(300),
     })
-    .default({ listen: '0.0.0.0:9001', shutdownGraceSeconds: 10, maxHeaderBytes: 256 * 1024 }),
+    .default({ listen: '0.0.0.0:9001', shutdownGraceSeconds: 10, maxHeaderBytes: 256 * 1024, checkDeadlineMs: 300 }),
 
   /** Where the caller's mTLS identity is read from (CA bundle, trusted XFCC) — see docs/mtls.md. */
   peer: peerSourceSchema.default(peerSourceSchema.parse({})),
@@ -213,12 +215,14 @@ export const configSchema = z.strictObject({
         ttlSeconds: z.number().int().min(60).max(86_400).default(86_400),
         /** Background refresh period. */
         refreshIntervalSeconds: z.number().int().min(30).max(86_400).default(3600),
-        /** An unknown `kid` triggers at most one refresh per tenant in this period. */
-        unknownKidCooldownSeconds: z.number().int().min(0).max(86_400).default(300),
-        /** Timeout of one discovery or JWKS fetch. */
-        fetchTimeoutMs: z.number().int().min(100).max(60_000).default(5000),
+        /** An unknown `kid` triggers at most one refresh per tenant in this period (at least 10 s). */
+        unknownKidCooldownSeconds: z.number().int().min(10).max(86_400).default(300),
+        /** Timeout of one discovery or JWKS fetch, body included. */
+        fetchTimeoutMs: z.number().int().min(100).max(30_000).default(2000),
+        /** JWKS fetches per minute for all tenants together; refreshes on an unknown `kid` beyond it are skipped. */
+        maxJwksFetchesPerMinute: z.number().int().min(1).max(600).default(30),
       })
-      .default({ ttlSeconds: 86_400, refreshIntervalSeconds: 3600, unknownKidCooldownSeconds: 300, fetchTimeoutMs: 5000 }),
+      .default({ ttlSeconds: 86_400, refreshIntervalSeconds: 3600, unknownKidCooldownSeconds: 300, fetchTimeoutMs: 2000, maxJwksFetchesPerMinute: 30 }),
   }),
 
   /** Evaluated in file order; the first rule whose match fits decides. No match → deny. */

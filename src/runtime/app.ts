@@ -10,6 +10,8 @@ export interface RunningApp {
   readonly address: string;
   /** True once signing keys for every configured tenant are loaded, until shutdown begins. */
   isServing(): boolean;
+  /** Why signing keys keep the server from serving (empty when they do not), for /readyz. */
+  keyProblems(): readonly string[];
   /** Stops accepting, lets in-flight checks finish within the grace period, then closes. */
   close(graceMs?: number): Promise<void>;
   /** Installs a new, already validated configuration (see `Runtime.reload`). */
@@ -34,6 +36,7 @@ export async function startApp(config: Config, deps: AppDeps): Promise<RunningAp
   return {
     address: grpc.address,
     isServing: runtime.isServing,
+    keyProblems: runtime.keyProblems,
     async reload(next) {
       const listen = runtime.current().config.server.listen;
       if (next.server.listen !== listen) {

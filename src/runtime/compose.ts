@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createKeyStore, type KeyStore } from '../authn/entra/keystore.js';
+import { entraUrl } from '../authn/entra/urls.js';
 import { createTokenVerifier } from '../authn/entra/verifier.js';
 import { createPeerResolver, peerMetadata } from '../authn/mtls/index.js';
 import { createCachingVerifier } from '../cache/token-cache.js';
@@ -62,6 +63,8 @@ export interface Runtime {
   start(): Promise<void>;
   /** True once signing keys for every configured tenant are loaded, until close. */
   isServing(): boolean;
+  /** Why signing keys keep the runtime from serving (empty when they do not), for /readyz. */
+  keyProblems(): readonly string[];
   /** Called whenever `isServing()` may have changed. */
   onServingChange(listener: () => void): void;
   /**
@@ -75,13 +78,13 @@ export interface Runtime {
 }
 
 export function responseSettings(config: Config): ResponseSettings {
-  const tenant = config.entra.tenants.length === 1 ? config.entra.tenants[0] : 'organizations';
+  const tenant = (config.entra.tenants.length === 1 ? config.entra.tenants[0] : undefined) ?? 'organizations';
   return {
     identityHeaders: config.response.identityHeaders,
     tokenHeader: config.entra.tokenHeader,
     removeTokenHeader: config.response.removeTokenHeader,
     realm: config.response.realm,
-    authorizationUri: `${config.entra.authority}/${tenant}/oauth2/authorize`,
+    authorizationUri: entraUrl(config.entra.authority, tenant, 'authorize', '1.0'),
     dryRunHeader: config.response.dryRunHeader,
     stripHeaders: headerStripping(config.response.stripHeaders),
   };
@@ -108,11 +111,12 @@ export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<
   const plan = deps.planResponse ?? planResponse;
   const checks = telemetry?.checks ?? NOOP_CHECK_TRACER;
 
-  const newKeyStore = (entra: Config['entra']): KeyStore =>
+  const newKeyStore = (cfg: Config): KeyStore =>
     createKeyStore({
-      config: entra,
-      fetch: deps.fetch ?? globalThis.fetch,
+      config: cfg.entra,
+      ...(deps.fetch ? { fetch: deps.fetch } : {}),
       now,
+      checkDeadlineMs: cfg.server.checkDeadlineMs,
       log: ({ level, msg, ...fields }) => log[level](fields, msg),
       ...(telemetry ? { onFetch: telemetry.onKeyFetch } : {}),
     });
@@ -169,7 +173,7 @@ export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<
     log.warn({ when, dryRun: scope.global, dryRunRules: scope.rules }, 'dry-run is active: requests that would be denied are allowed and only recorded');
   };
 
-  const initial = await partsFor(config, newKeyStore(config.entra));
+  const initial = await partsFor(config, newKeyStore(config));
   const holder = createConfigHolder({ parts: initial, snapshot: snapshotOf(initial) });
   const parts = (): Parts => holder.current().parts;
   telemetry?.metrics.observeKeySets(() => parts().keys.stats());
@@ -187,6 +191,7 @@ export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<
     current: () => holder.current().snapshot,
     start: () => parts().keys.start().then(notify),
     isServing: () => !closed && parts().keys.isReady(),
+    keyProblems: () => parts().keys.readiness().problems,
     onServingChange(listener) {
       listeners.push(listener);
     },
@@ -199,7 +204,7 @@ export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<
       if (!entraChanged(previous.config, next)) {
         install(await partsFor(next, previous.keys));
       } else {
-        const fresh = newKeyStore(next.entra);
+        const fresh = newKeyStore(next);
         await fresh.start();
         if (!fresh.isReady() || closed) {
           fresh.stop();

@@ -1,25 +1,37 @@
 /**
- * Signing keys per tenant and token version, discovered from Entra's OpenID metadata.
+ * Signing keys per tenant and token version, discovered from Entra's OpenID metadata: the refresh
+ * state machine. Fetching and parsing the documents is `documents.ts`; URLs come from `urls.ts`.
  *
  * One key set exists for each configured tenant × accepted token version. Each set holds the
  * exact issuer its metadata publishes and the RSA keys of its JWKS, imported once when the set is
  * loaded so that the request path never imports a key. Sets are refreshed in the background, on
- * demand when a token names a key the set does not hold (rate-limited), and they keep the last
- * known good keys when a fetch fails — until `ttlSeconds` pass without a successful refresh.
+ * demand when a token names a key the set does not hold (rate-limited by a cooldown per set and a
+ * JWKS budget per store), and they keep the last known good keys when a fetch fails — until
+ * `ttlSeconds` pass without a successful refresh.
  *
- * This module and `verifier.ts` are the only places in `src/` that import jose.
+ * Every wait is bounded: each fetch by `fetchTimeoutMs` (a timer held here), a check waiting on a
+ * refresh by `checkDeadlineMs`, and a refresh that outlives twice its bound (a fetch that ignores
+ * its abort) is abandoned by a watchdog, counted, and reported until a later refresh completes.
  */
-import { importJWK, type CryptoKey } from 'jose';
-import { z } from 'zod';
+import type { CryptoKey } from 'jose';
 import type { EntraConfig } from '../../config/schema.js';
+import {
+  fetchJson,
+  FetchFailure,
+  importKeySet,
+  lookupKey,
+  parseMetadata,
+  type FetchFailureKind,
+  type KeyEntry,
+  type KeyLookup,
+  type LoadedKeys,
+  type Metadata,
+} from './documents.js';
+import { createFetchBudget } from './fetch-budget.js';
+import { createEntraHttpClient } from './http.js';
+import { entraUrl, TENANT_ID_TEMPLATE, type TokenVersion } from './urls.js';
 
-export type TokenVersion = '1.0' | '2.0';
-
-/** The key identifiers a token header may carry. */
-export interface KeyLookup {
-  readonly kid?: string | undefined;
-  readonly x5t?: string | undefined;
-}
+export { TENANT_ID_TEMPLATE, type TokenVersion, type KeyLookup };
 
 export type KeyResolution =
   | {
@@ -52,15 +64,19 @@ export interface KeyStoreLogEvent {
 
 export type FetchKind = 'discovery' | 'jwks';
 
+/** Default of `server.checkDeadlineMs`: well under the 0.5 s ext_authz timeout Envoy configs use. */
+export const DEFAULT_CHECK_DEADLINE_MS = 300;
+
 export interface KeyStoreDeps {
   readonly config: EntraConfig;
-  readonly fetch: typeof globalThis.fetch;
+  /** Default: undici's fetch with connect, header and body timeouts of `keys.fetchTimeoutMs`. */
+  readonly fetch?: typeof globalThis.fetch;
   /** Wall clock in milliseconds. */
   readonly now: () => number;
   /**
    * Runs `fn` after `ms`; returns a cancel function. Default: an unref'd `setTimeout`. `fn` returns
-   * a promise (never rejecting) that settles when the scheduled refresh is done, so a fake
-   * scheduler can await it.
+   * a promise (never rejecting) that settles when the scheduled work is done, so a fake scheduler
+   * can await it. Used for background refreshes, the watchdog and check deadlines.
    */
   readonly schedule?: (fn: () => Promise<void>, ms: number) => () => void;
   readonly log?: (event: KeyStoreLogEvent) => void;
@@ -68,6 +84,11 @@ export interface KeyStoreDeps {
   readonly onFetch?: (kind: FetchKind, result: 'ok' | 'error', ms: number) => void;
   /** Source of jitter for background timers, in [0, 1). Default `Math.random`. */
   readonly random?: () => number;
+  /**
+   * Longest a check waits for a refresh it needs (`server.checkDeadlineMs`); past it the check is
+   * answered without the refresh, which goes on in the background. Default 300 ms.
+   */
+  readonly checkDeadlineMs?: number;
 }
 
 export interface KeySetStats {
@@ -79,7 +100,21 @@ export interface KeySetStats {
   /** Wall-clock ms of the last successful load, if any. */
   readonly lastSuccessAt: number | undefined;
   readonly consecutiveFailures: number;
+  /** Why the last refresh failed (cleared by a success). */
+  readonly lastError: { readonly kind: FetchFailureKind; readonly message: string } | undefined;
   readonly fetches: Readonly<Record<FetchKind, Readonly<{ ok: number; error: number }>>>;
+  /** Refreshes the watchdog gave up on. */
+  readonly abandonedRefreshes: number;
+  /** True from a refresh being abandoned until a later refresh of the set completes. */
+  readonly refreshStuck: boolean;
+  /** Refreshes on an unknown key refused because the store's JWKS budget was spent. */
+  readonly refreshesOverBudget: number;
+}
+
+export interface KeyStoreReadiness {
+  readonly ready: boolean;
+  /** One line per set that keeps the store from being ready; free of secrets (served on /readyz). */
+  readonly problems: readonly string[];
 }
 
 export interface KeyStore {
@@ -90,8 +125,10 @@ export interface KeyStore {
   start(): Promise<void>;
   /** Cancels background timers and aborts in-flight fetches. Final. */
   stop(): void;
-  /** True while every tenant × version holds a usable (not expired) key set. */
+  /** True while every tenant × version holds a usable (not expired) key set and none is stuck. */
   isReady(): boolean;
+  /** `isReady` with the reason of each set that is not. */
+  readiness(): KeyStoreReadiness;
   /** Called with the new value whenever readiness flips. Returns an unsubscribe function. */
   onReadyChange(cb: (ready: boolean) => void): () => void;
   resolveKey(tenant: string, version: TokenVersion, lookup: KeyLookup): Promise<KeyResolution>;
@@ -100,58 +137,14 @@ export interface KeyStore {
   stats(): KeySetStats[];
 }
 
-/** Placeholder Entra uses in issuer templates (metadata `issuer`, JWKS key `issuer`). */
-export const TENANT_ID_TEMPLATE = '{tenantid}';
-
-/** Largest discovery or JWKS document accepted (Entra's are a few KiB). */
-const MAX_DOCUMENT_CHARS = 1024 * 1024;
-/** Most keys read from one JWKS (Entra publishes fewer than ten). */
-const MAX_KEYS_PER_SET = 100;
-/** RS256 with a shorter modulus is refused (jose enforces the same at verification time). */
-const MIN_RSA_BITS = 2048;
 const RETRY_BASE_MS = 1000;
 const RETRY_MAX_MS = 60_000;
 /** ± fraction of a background delay randomised so that replicas do not refresh in lock-step. */
 const JITTER = 0.1;
-
-const metadataSchema = z.object({
-  issuer: z.string().min(1).max(2048),
-  jwks_uri: z.string().min(1).max(2048),
-});
-
-const jwksSchema = z.object({
-  keys: z.array(z.unknown()).max(MAX_KEYS_PER_SET),
-});
-
-const jwkSchema = z.object({
-  kty: z.string(),
-  use: z.string().optional(),
-  alg: z.string().optional(),
-  key_ops: z.array(z.string()).optional(),
-  kid: z.string().min(1).max(256).optional(),
-  x5t: z.string().min(1).max(256).optional(),
-  issuer: z.string().min(1).max(2048).optional(),
-  n: z.string().min(1),
-  e: z.string().min(1),
-});
-
-interface KeyEntry {
-  readonly kid: string | undefined;
-  readonly x5t: string | undefined;
-  readonly issuer: string | undefined;
-  readonly key: CryptoKey;
-}
-
-interface Metadata {
-  readonly issuer: string;
-  readonly jwksUri: string;
-}
-
-interface LoadedKeys {
-  readonly byKid: ReadonlyMap<string, KeyEntry>;
-  readonly byX5t: ReadonlyMap<string, KeyEntry>;
-  readonly count: number;
-}
+/** A full refresh is two fetches in a row (metadata, then JWKS). */
+const FETCHES_PER_REFRESH = 2;
+/** The watchdog abandons a refresh in flight for longer than this many times its bound. */
+const WATCHDOG_FACTOR = 2;
 
 /** Mutable state of one tenant × version, owned by one store instance. */
 interface KeySet {
@@ -162,16 +155,22 @@ interface KeySet {
   keys: LoadedKeys | undefined;
   lastSuccessAt: number | undefined;
   consecutiveFailures: number;
+  lastError: { kind: FetchFailureKind; message: string } | undefined;
   inflight: Promise<boolean> | undefined;
+  /** Increases with every refresh started; an abandoned refresh that settles late never overwrites a newer one. */
+  generation: number;
+  appliedGeneration: number;
   /** When the last refresh triggered by an unknown key started. */
   lastMissRefreshAt: number | undefined;
   cancelTimer: (() => void) | undefined;
+  cancelWatchdog: (() => void) | undefined;
+  abandonedRefreshes: number;
+  refreshStuck: boolean;
+  refreshesOverBudget: number;
   readonly fetches: Record<FetchKind, { ok: number; error: number }>;
 }
 
 type RefreshCause = 'initial' | 'scheduled' | 'retry' | 'unknown_key';
-
-class FetchFailure extends Error {}
 
 const defaultSchedule = (fn: () => Promise<void>, ms: number): (() => void) => {
   const t = setTimeout(() => void fn(), ms);
@@ -183,6 +182,21 @@ function setKey(tenant: string, version: TokenVersion): string {
   return `${tenant}|${version}`;
 }
 
+function describe(want: KeyLookup): string {
+  if (want.kid !== undefined) return `kid ${JSON.stringify(want.kid.slice(0, 128))}`;
+  return `x5t ${JSON.stringify((want.x5t ?? '').slice(0, 128))}`;
+}
+
+function found(entry: KeyEntry, meta: Metadata): KeyResolution {
+  return {
+    ok: true,
+    key: entry.key,
+    keyId: entry.kid ?? `x5t:${entry.x5t ?? ''}`,
+    expectedIssuer: meta.issuer,
+    ...(entry.issuer !== undefined ? { keyIssuer: entry.issuer } : {}),
+  };
+}
+
 export function createKeyStore(deps: KeyStoreDeps): KeyStore {
   const { config, now } = deps;
   const schedule = deps.schedule ?? defaultSchedule;
@@ -191,8 +205,14 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
   const ttlMs = config.keys.ttlSeconds * 1000;
   const refreshMs = config.keys.refreshIntervalSeconds * 1000;
   const cooldownMs = config.keys.unknownKidCooldownSeconds * 1000;
+  const fetchTimeoutMs = config.keys.fetchTimeoutMs;
+  const watchdogMs = WATCHDOG_FACTOR * FETCHES_PER_REFRESH * fetchTimeoutMs;
+  const checkDeadlineMs = deps.checkDeadlineMs ?? DEFAULT_CHECK_DEADLINE_MS;
   const retryMaxMs = Math.min(RETRY_MAX_MS, refreshMs);
   const authorityProtocol = new URL(config.authority).protocol;
+  const jwksBudget = createFetchBudget(config.keys.maxJwksFetchesPerMinute, now);
+  const ownClient = deps.fetch ? undefined : createEntraHttpClient(fetchTimeoutMs);
+  const fetch = deps.fetch ?? (ownClient as NonNullable<typeof ownClient>).fetch;
   const stopController = new AbortController();
 
   const sets = new Map<string, KeySet>();
@@ -208,9 +228,16 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
         keys: undefined,
         lastSuccessAt: undefined,
         consecutiveFailures: 0,
+        lastError: undefined,
         inflight: undefined,
+        generation: 0,
+        appliedGeneration: 0,
         lastMissRefreshAt: undefined,
         cancelTimer: undefined,
+        cancelWatchdog: undefined,
+        abandonedRefreshes: 0,
+        refreshStuck: false,
+        refreshesOverBudget: 0,
         fetches: { discovery: { ok: 0, error: 0 }, jwks: { ok: 0, error: 0 } },
       });
     }
@@ -221,202 +248,111 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
   let ready = false;
   const readyListeners = new Set<(ready: boolean) => void>();
 
-  function metadataUrl(set: KeySet): string {
-    return set.version === '2.0'
-      ? `${config.authority}/${set.tenant}/v2.0/.well-known/openid-configuration`
-      : `${config.authority}/${set.tenant}/.well-known/openid-configuration`;
-  }
-
-  /**
-   * Fetches one document and interprets it. Anything short of a fully usable result — network
-   * error, timeout, non-2xx, oversized or non-JSON body, a shape `interpret` rejects — counts as
-   * one failed fetch.
-   */
-  async function fetchDocument<T>(
-    set: KeySet,
-    kind: FetchKind,
-    url: string,
-    interpret: (body: unknown) => T | Promise<T>,
-  ): Promise<T> {
+  /** One fetch, counted and reported whatever its outcome. */
+  async function fetchDocument<T>(set: KeySet, kind: FetchKind, url: string, signal: AbortSignal, read: (body: unknown) => T | Promise<T>): Promise<T> {
     const startedAt = now();
     let result: 'ok' | 'error' = 'error';
     try {
-      const signal = AbortSignal.any([AbortSignal.timeout(config.keys.fetchTimeoutMs), stopController.signal]);
-      const res = await deps.fetch(url, { signal, headers: { accept: 'application/json' } });
-      if (!res.ok) {
-        await res.body?.cancel().catch(() => {});
-        throw new FetchFailure(`${kind} ${url} answered HTTP ${res.status}`);
-      }
-      const declared = Number(res.headers.get('content-length') ?? '0');
-      if (declared > MAX_DOCUMENT_CHARS) {
-        await res.body?.cancel().catch(() => {});
-        throw new FetchFailure(`${kind} ${url} is too large (${declared} bytes)`);
-      }
-      const text = await res.text();
-      if (text.length > MAX_DOCUMENT_CHARS) throw new FetchFailure(`${kind} ${url} is too large`);
-      let body: unknown;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        throw new FetchFailure(`${kind} ${url} is not JSON`);
-      }
-      const value = await interpret(body);
+      const value = await read(await fetchJson(fetch, url, { timeoutMs: fetchTimeoutMs, stopSignal: signal }));
       result = 'ok';
       return value;
-    } catch (err) {
-      if (err instanceof FetchFailure) throw err;
-      const name = err instanceof Error ? err.name : 'Error';
-      const message = err instanceof Error ? err.message : String(err);
-      throw new FetchFailure(`${kind} ${url} failed: ${name}: ${message}`);
     } finally {
       set.fetches[kind][result] += 1;
       deps.onFetch?.(kind, result, now() - startedAt);
     }
   }
 
-  /** A URL from a metadata document must be http(s), and plain http only if the authority is. */
-  function checkedUrl(raw: string, what: string): string {
-    let url: URL;
-    try {
-      url = new URL(raw);
-    } catch {
-      throw new FetchFailure(`${what} is not a URL`);
-    }
-    const allowed = authorityProtocol === 'http:' ? ['http:', 'https:'] : ['https:'];
-    if (!allowed.includes(url.protocol)) throw new FetchFailure(`${what} must use ${allowed.join(' or ')}`);
-    return url.href;
+  function loadMetadata(set: KeySet, signal: AbortSignal): Promise<Metadata> {
+    const url = entraUrl(config.authority, set.tenant, 'metadata', set.version);
+    return fetchDocument(set, 'discovery', url, signal, (body) => parseMetadata(body, set.tenant, url, authorityProtocol));
   }
 
-  function loadMetadata(set: KeySet): Promise<Metadata> {
-    const url = metadataUrl(set);
-    return fetchDocument(set, 'discovery', url, (body) => {
-      const parsed = metadataSchema.safeParse(body);
-      if (!parsed.success) throw new FetchFailure(`discovery ${url} lacks a valid issuer/jwks_uri`);
-      // Multi-tenant metadata publishes `{tenantid}`, tenant metadata the GUID itself. Either way
-      // the result is the one exact issuer string accepted for this tenant and version.
-      const issuer = parsed.data.issuer.split(TENANT_ID_TEMPLATE).join(set.tenant);
-      // The issuer must name the tenant: metadata that does not (a misconfigured authority, a
-      // `common`-style document) would otherwise let one issuer stand for every tenant.
-      if (!issuer.toLowerCase().includes(set.tenant)) {
-        throw new FetchFailure(`discovery ${url} issuer does not name the tenant`);
-      }
-      return { issuer, jwksUri: checkedUrl(parsed.data.jwks_uri, `discovery ${url} jwks_uri`) };
-    });
+  function loadKeys(set: KeySet, jwksUri: string, signal: AbortSignal): Promise<LoadedKeys> {
+    return fetchDocument(set, 'jwks', jwksUri, signal, (body) =>
+      importKeySet(body, jwksUri, (n) =>
+        n.kind === 'skipped'
+          ? log({ level: 'info', msg: 'jwks key skipped', set: set.label, index: n.index, kid: n.kid, why: n.why })
+          : log({ level: 'warn', msg: 'duplicate kid in jwks', set: set.label, kid: n.kid }),
+      ),
+    );
   }
 
-  /**
-   * Fetches and imports a JWKS. Keys that are not RSA signing keys usable with RS256 are skipped
-   * (and logged); a document with no usable key at all counts as a failed fetch so that the last
-   * known good set is kept.
-   */
-  function loadKeys(set: KeySet, jwksUri: string): Promise<LoadedKeys> {
-    return fetchDocument(set, 'jwks', jwksUri, (body) => importKeySet(set, jwksUri, body));
-  }
-
-  async function importKeySet(set: KeySet, jwksUri: string, body: unknown): Promise<LoadedKeys> {
-    const parsed = jwksSchema.safeParse(body);
-    if (!parsed.success) {
-      throw new FetchFailure(`jwks ${jwksUri} is not a JWK set of at most ${MAX_KEYS_PER_SET} keys`);
-    }
-    const byKid = new Map<string, KeyEntry>();
-    const byX5t = new Map<string, KeyEntry>();
-    let count = 0;
-    const skip = (index: number, why: string, kid?: string): void =>
-      log({ level: 'info', msg: 'jwks key skipped', set: set.label, index, kid, why });
-
-    for (const [index, candidate] of parsed.data.keys.entries()) {
-      const jwk = jwkSchema.safeParse(candidate);
-      if (!jwk.success) {
-        const kty = (candidate as { kty?: unknown } | null)?.kty;
-        skip(index, kty === 'RSA' ? 'invalid RSA key' : `kty ${String(kty)} is not RSA`);
-        continue;
-      }
-      const k = jwk.data;
-      if (k.kty !== 'RSA') {
-        skip(index, `kty ${k.kty} is not RSA`, k.kid);
-        continue;
-      }
-      if (k.use !== undefined && k.use !== 'sig') {
-        skip(index, `use ${k.use} is not sig`, k.kid);
-        continue;
-      }
-      if (k.alg !== undefined && k.alg !== 'RS256') {
-        skip(index, `alg ${k.alg} is not RS256`, k.kid);
-        continue;
-      }
-      if (k.key_ops !== undefined && !k.key_ops.includes('verify')) {
-        skip(index, 'key_ops excludes verify', k.kid);
-        continue;
-      }
-      if (k.kid === undefined && k.x5t === undefined) {
-        skip(index, 'neither kid nor x5t', k.kid);
-        continue;
-      }
-      let key: CryptoKey;
-      try {
-        // Only the public components are imported: nothing else in the JWK can influence the key.
-        key = (await importJWK({ kty: 'RSA', n: k.n, e: k.e }, 'RS256')) as CryptoKey;
-      } catch {
-        skip(index, 'import failed', k.kid);
-        continue;
-      }
-      const bits = (key.algorithm as { modulusLength?: number }).modulusLength ?? 0;
-      if (bits < MIN_RSA_BITS) {
-        skip(index, `modulus of ${bits} bits is below ${MIN_RSA_BITS}`, k.kid);
-        continue;
-      }
-      const entry: KeyEntry = { kid: k.kid, x5t: k.x5t, issuer: k.issuer, key };
-      // A duplicate identifier is ambiguous; the first key keeps it (Entra never publishes one).
-      if (k.kid !== undefined) {
-        if (byKid.has(k.kid)) log({ level: 'warn', msg: 'duplicate kid in jwks', set: set.label, kid: k.kid });
-        else byKid.set(k.kid, entry);
-      }
-      if (k.x5t !== undefined && !byX5t.has(k.x5t)) byX5t.set(k.x5t, entry);
-      count += 1;
-    }
-    if (count === 0) throw new FetchFailure(`jwks ${jwksUri} holds no usable RS256 key`);
-    return { byKid, byX5t, count };
-  }
-
-  async function doRefresh(set: KeySet, cause: RefreshCause): Promise<boolean> {
+  async function doRefresh(set: KeySet, cause: RefreshCause, generation: number, signal: AbortSignal): Promise<boolean> {
     try {
       // An unknown key needs only the JWKS; the metadata is re-read on every other refresh.
-      const meta = cause === 'unknown_key' && set.meta ? set.meta : await loadMetadata(set);
-      const keys = await loadKeys(set, meta.jwksUri);
+      const meta = cause === 'unknown_key' && set.meta ? set.meta : await loadMetadata(set, signal);
+      if (cause !== 'unknown_key') jwksBudget.record();
+      const keys = await loadKeys(set, meta.jwksUri, signal);
+      if (generation < set.appliedGeneration) return true; // a newer refresh already landed
       if (set.meta && set.meta.issuer !== meta.issuer) {
         log({ level: 'warn', msg: 'issuer changed', set: set.label, from: set.meta.issuer, to: meta.issuer });
       }
+      set.appliedGeneration = generation;
       set.meta = meta;
       set.keys = keys;
       set.lastSuccessAt = now();
       set.consecutiveFailures = 0;
+      set.lastError = undefined;
       log({ level: 'info', msg: 'key set loaded', set: set.label, cause, keys: keys.count });
       return true;
     } catch (err) {
-      set.consecutiveFailures += 1;
-      const detail = err instanceof Error ? err.message : String(err);
+      const failure = err instanceof FetchFailure ? err : new FetchFailure('network', err instanceof Error ? err.message : String(err));
+      if (generation >= set.appliedGeneration) {
+        set.consecutiveFailures += 1;
+        set.lastError = { kind: failure.kind, message: failure.message };
+      }
       log({
         level: set.keys ? 'warn' : 'error',
         msg: set.keys ? 'key set refresh failed; keeping last known good keys' : 'key set load failed',
         set: set.label,
         cause,
         failures: set.consecutiveFailures,
-        detail,
+        reason: failure.kind,
+        detail: failure.message,
       });
       return false;
     } finally {
+      set.refreshStuck = false;
       updateReadiness();
     }
   }
 
-  /** One refresh per set at a time: every caller during a fetch shares its promise. */
+  /**
+   * One refresh per set at a time: every caller during a fetch shares its promise. A watchdog
+   * abandons a refresh that outlives its bound, so that the set can be refreshed again.
+   */
   function refresh(set: KeySet, cause: RefreshCause): Promise<boolean> {
     if (set.inflight) return set.inflight;
-    const p = doRefresh(set, cause).finally(() => {
+    const generation = ++set.generation;
+    const controller = new AbortController();
+    const onStop = (): void => controller.abort();
+    stopController.signal.addEventListener('abort', onStop, { once: true });
+    let settle: (ok: boolean) => void = () => {};
+    // Settles when the refresh completes, or with `false` when the watchdog abandons it.
+    const outcome = new Promise<boolean>((resolve) => (settle = resolve));
+    const release = (): void => {
+      if (set.inflight !== outcome) return;
       set.inflight = undefined;
+      set.cancelWatchdog?.();
+      set.cancelWatchdog = undefined;
+    };
+    void doRefresh(set, cause, generation, controller.signal).then((ok) => {
+      stopController.signal.removeEventListener('abort', onStop);
+      release();
+      settle(ok);
     });
-    set.inflight = p;
-    return p;
+    set.inflight = outcome;
+    set.cancelWatchdog = schedule(async () => {
+      if (set.inflight !== outcome) return;
+      release();
+      set.abandonedRefreshes += 1;
+      set.refreshStuck = true;
+      controller.abort();
+      log({ level: 'error', msg: 'key set refresh stuck; abandoned', set: set.label, cause, afterMs: watchdogMs, abandoned: set.abandonedRefreshes });
+      updateReadiness();
+      settle(false);
+    }, watchdogMs);
+    return outcome;
   }
 
   /**
@@ -432,11 +368,18 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
     return false;
   }
 
+  function problemOf(set: KeySet): string | undefined {
+    if (set.refreshStuck) return `${set.label}: refresh stuck (abandoned after ${watchdogMs} ms)`;
+    if (set.keys) return undefined;
+    const why = set.lastError ? `${set.lastError.kind}: ${set.lastError.message}` : 'not loaded yet';
+    return `${set.label}: no keys (${why})`;
+  }
+
   function updateReadiness(): void {
     let all = true;
     for (const set of sets.values()) {
       expireIfStale(set);
-      if (!set.keys) all = false;
+      if (problemOf(set) !== undefined) all = false;
     }
     if (all !== ready) {
       ready = all;
@@ -472,27 +415,28 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
     }, jittered(delay));
   }
 
-  function lookup(keys: LoadedKeys, want: KeyLookup): KeyEntry | undefined {
-    // `kid` is authoritative when present; `x5t` only identifies keys in tokens without a `kid`
-    // (old v1 tokens), which jose's own JWKS helper cannot match in a multi-key set.
-    if (want.kid !== undefined) return keys.byKid.get(want.kid);
-    if (want.x5t !== undefined) return keys.byX5t.get(want.x5t);
-    return undefined;
+  /** Waits for `pending` at most `checkDeadlineMs`; the refresh itself goes on either way. */
+  function untilDeadline(pending: Promise<boolean>): Promise<void> {
+    return new Promise((resolve) => {
+      const cancel = schedule(async () => resolve(), checkDeadlineMs);
+      void pending.then(() => {
+        cancel();
+        resolve();
+      });
+    });
   }
 
-  function found(entry: KeyEntry, meta: Metadata): KeyResolution {
-    return {
-      ok: true,
-      key: entry.key,
-      keyId: entry.kid ?? `x5t:${entry.x5t ?? ''}`,
-      expectedIssuer: meta.issuer,
-      ...(entry.issuer !== undefined ? { keyIssuer: entry.issuer } : {}),
-    };
-  }
-
-  function describe(want: KeyLookup): string {
-    if (want.kid !== undefined) return `kid ${JSON.stringify(want.kid.slice(0, 128))}`;
-    return `x5t ${JSON.stringify((want.x5t ?? '').slice(0, 128))}`;
+  /** Starts a refresh for a missing key unless the cooldown or the JWKS budget forbids it. */
+  function refreshForMiss(set: KeySet): Promise<boolean> | undefined {
+    if (set.inflight) return set.inflight;
+    if (set.lastMissRefreshAt !== undefined && now() - set.lastMissRefreshAt < cooldownMs) return undefined;
+    if (!jwksBudget.tryTake()) {
+      set.refreshesOverBudget += 1;
+      log({ level: 'warn', msg: 'jwks fetch budget spent; unknown key not refreshed', set: set.label, perMinute: config.keys.maxJwksFetchesPerMinute });
+      return undefined;
+    }
+    set.lastMissRefreshAt = now();
+    return refresh(set, 'unknown_key');
   }
 
   async function resolveKey(tenant: string, version: TokenVersion, want: KeyLookup): Promise<KeyResolution> {
@@ -506,31 +450,24 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
     }
     if (expireIfStale(set)) updateReadiness();
     if (set.keys && set.meta) {
-      const entry = lookup(set.keys, want);
+      const entry = lookupKey(set.keys, want);
       if (entry) return found(entry, set.meta);
     }
 
-    // A miss. Join a fetch already in flight; otherwise start one unless this set was refreshed for
-    // a miss within the cooldown — so a flood of made-up kids costs at most one fetch per period.
-    if (set.inflight) {
-      await set.inflight;
-    } else if (set.lastMissRefreshAt === undefined || now() - set.lastMissRefreshAt >= cooldownMs) {
-      set.lastMissRefreshAt = now();
-      await refresh(set, 'unknown_key');
-    }
+    // A miss. Join a fetch already in flight, or start one if the cooldown and budget allow — so a
+    // flood of made-up kids costs at most one fetch per period — and wait for it until the deadline.
+    const pending = refreshForMiss(set);
+    if (pending) await untilDeadline(pending);
     if (expireIfStale(set)) updateReadiness();
     if (set.keys && set.meta) {
-      const entry = lookup(set.keys, want);
+      const entry = lookupKey(set.keys, want);
       if (entry) return found(entry, set.meta);
       // Keys are held but not this one: the token is refused even if Entra is down, since an
       // "unavailable" answer here would let anyone fail a fail-open deployment open at will.
       return { ok: false, reason: 'token_key_unknown', detail: `${describe(want)} not in ${set.label} key set` };
     }
-    return {
-      ok: false,
-      reason: 'keys_unavailable',
-      detail: `no usable keys for ${set.label} and Entra could not be reached (${set.consecutiveFailures} failed attempts)`,
-    };
+    const why = set.inflight ? 'a refresh is still in flight' : `${set.consecutiveFailures} failed attempts${set.lastError ? `, last: ${set.lastError.kind}` : ''}`;
+    return { ok: false, reason: 'keys_unavailable', detail: `no usable keys for ${set.label} and Entra could not be reached (${why})` };
   }
 
   return {
@@ -551,13 +488,22 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
       for (const set of sets.values()) {
         set.cancelTimer?.();
         set.cancelTimer = undefined;
+        set.cancelWatchdog?.();
+        set.cancelWatchdog = undefined;
       }
       stopController.abort();
+      void ownClient?.close();
     },
 
     isReady() {
       updateReadiness();
       return ready;
+    },
+
+    readiness() {
+      updateReadiness();
+      const problems = [...sets.values()].map(problemOf).filter((p): p is string => p !== undefined);
+      return { ready, problems };
     },
 
     onReadyChange(cb) {
@@ -581,10 +527,14 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
         expectedIssuer: set.meta?.issuer,
         lastSuccessAt: set.lastSuccessAt,
         consecutiveFailures: set.consecutiveFailures,
+        lastError: set.lastError ? { ...set.lastError } : undefined,
         fetches: {
           discovery: { ...set.fetches.discovery },
           jwks: { ...set.fetches.jwks },
         },
+        abandonedRefreshes: set.abandonedRefreshes,
+        refreshStuck: set.refreshStuck,
+        refreshesOverBudget: set.refreshesOverBudget,
       }));
     },
   };
