@@ -30,6 +30,22 @@ export interface TokenVerifierDeps {
  * contain the separator.
  */
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+const BASE64URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/**
+ * RFC 7515 base64url: no padding (the regex above already refuses `=`, `+`, `/`), no impossible
+ * length, and zero bits where the last character carries fewer than six. Otherwise every token
+ * would have several spellings, each its own cache entry and audit hash.
+ */
+function isCanonicalBase64url(segment: string): boolean {
+  const rest = segment.length % 4;
+  if (rest === 1) return false;
+  if (rest === 0) return true;
+  const last = BASE64URL_ALPHABET.indexOf(segment[segment.length - 1] ?? '');
+  const unusedBits = rest === 2 ? 0b1111 : 0b11;
+  return (last & unusedBits) === 0;
+}
+
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Strict UTF-8: a payload with invalid byte sequences is malformed, not silently repaired. */
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
@@ -285,6 +301,7 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
         return deny('token_too_large', `token exceeds ${maxBytes} bytes`);
       }
       if (!COMPACT_JWS.test(token)) return deny('token_malformed', 'token is not three base64url segments');
+      if (!token.split('.').every(isCanonicalBase64url)) return deny('token_malformed', 'token segment is not canonical base64url');
 
       const first = token.indexOf('.');
       const payloadSegment = token.slice(first + 1, token.indexOf('.', first + 1));

@@ -315,6 +315,29 @@ describe('token verifier', () => {
       expectDeny(await h.verifier.verify(token), 'token_malformed');
     });
 
+    it('every other spelling of a valid token (unused bits set, impossible length, padding) with token_malformed', async () => {
+      const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+      /** The same bytes spelt differently: the last character's lowest (unused) bit flipped. */
+      const respell = (segment: string): string =>
+        segment.slice(0, -1) + alphabet[alphabet.indexOf(segment.slice(-1)) ^ 1];
+      // Fillers of 0, 1 and 2 characters give header and payload segments of every length class.
+      for (const filler of ['', 'x', 'xy']) {
+        const token = await signToken(keyA, v2UserClaims(h.time.now(), { filler }), { typ: 'JWT', kid: keyA.kid, f: filler });
+        expect((await h.verifier.verify(token)).ok).toBe(true);
+        const segments = token.split('.');
+        for (const [i, segment] of segments.entries()) {
+          if (segment.length % 4 === 0) continue; // no unused bits in this segment
+          const variant = segments.map((s, j) => (j === i ? respell(s) : s)).join('.');
+          expect(Buffer.from(respell(segment), 'base64url')).toEqual(Buffer.from(segment, 'base64url'));
+          expectDeny(await h.verifier.verify(variant), 'token_malformed');
+        }
+      }
+      const token = await signToken(keyA, v2UserClaims(h.time.now()));
+      expect(token.split('.')[2]?.length).toBe(342);
+      expectDeny(await h.verifier.verify(`${token}AAA`), 'token_malformed'); // 345 characters: no byte string has that length
+      expectDeny(await h.verifier.verify(`${token}==`), 'token_malformed');
+    });
+
     it('a payload that is not JSON with token_malformed', async () => {
       const header = Buffer.from(JSON.stringify({ alg: 'RS256', kid: keyA.kid })).toString('base64url');
       expectDeny(await h.verifier.verify(`${header}.${Buffer.from('{oops').toString('base64url')}.c2ln`), 'token_malformed');
