@@ -1,4 +1,4 @@
-import type { EmulatorApi, EmulatorClient } from './emulator.js';
+import type { EmulatorApi, EmulatorClient } from './types.js';
 
 /**
  * Fixed demo identities for dev mode, the README and tests. The GUIDs are made up but well-formed

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { DEMO, startEntraEmulator, type EntraEmulator } from '../../src/dev/emulator.js';
 import { startHarness } from '../support/harness.js';
+import { sharedKeyPairs } from '../fixtures/keys.js';
 
 const CLI = join(import.meta.dirname, '../../src/cli.ts');
 
@@ -41,7 +42,7 @@ describe('the entra-authz command', () => {
   let emulator: EntraEmulator;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'entra-authz-cli-'));
-    emulator = await startEntraEmulator();
+    emulator = await startEntraEmulator({ keyPairs: sharedKeyPairs() });
   });
   afterAll(async () => {
     await emulator.close();

@@ -32,6 +32,7 @@ import {
   type EnvoyShape,
 } from './envoy-shape.js';
 import { arr, obj, repoPath, runGenCerts, type Obj } from './helpers.js';
+import { sharedKeyPairs } from '../fixtures/keys.js';
 
 /**
  * Replays CheckRequests shaped exactly as the envoy/ configs make Envoy send them against the real
@@ -296,7 +297,7 @@ async function clientCredentialsToken(client: EmulatorClient): Promise<string> {
 
 beforeAll(async () => {
   certDir = runGenCerts().dir;
-  emulator = await startEntraEmulator();
+  emulator = await startEntraEmulator({ keyPairs: sharedKeyPairs() });
   // The compose config is written for the emulator's demo identities.
   expect(shipped.entra.tenants).toEqual([DEMO.tenantId]);
   expect(shipped.entra.audiences).toEqual(expect.arrayContaining([DEMO.api.identifierUri, DEMO.api.appId]));

@@ -18,6 +18,7 @@ import {
   type EmulatorOptions,
   type EntraEmulator,
 } from '../../src/dev/emulator.js';
+import { sharedKeyPairs } from '../fixtures/keys.js';
 
 const T = DEMO.tenantId;
 const writer = DEMO.clients.writer;
@@ -43,7 +44,7 @@ afterEach(async () => {
 });
 
 async function start(opts?: EmulatorOptions): Promise<EntraEmulator> {
-  const emu = await startEntraEmulator(opts);
+  const emu = await startEntraEmulator({ keyPairs: sharedKeyPairs(), ...opts });
   started.push(emu);
   return emu;
 }
@@ -477,7 +478,7 @@ describe('Entra emulator: control', () => {
   });
 
   it('close drops a request held by the response delay and is idempotent', async () => {
-    const emu = await startEntraEmulator();
+    const emu = await start();
     emu.setResponseDelay(60_000);
     const pending = fetch(`${emu.url}/${T}/discovery/v2.0/keys`).then(
       () => 'answered',

@@ -21,6 +21,7 @@ import { startTelemetry, type Telemetry } from '../../src/telemetry/telemetry.js
 import { ATTR, PHASE, SPAN_CHECK } from '../../src/telemetry/tracing.js';
 import { findSample, httpGet, parsePrometheus, type HttpResult, type Sample } from '../telemetry/fixtures.js';
 import { allowance, denial, harnessConfig, startHarness, type CheckResult, type Harness, type HarnessOptions } from '../support/harness.js';
+import { sharedKeyPairs } from '../fixtures/keys.js';
 
 /*
  * Telemetry end to end: the real gRPC server (startApp / startService) answering Checks on
@@ -437,7 +438,7 @@ describe('admin endpoints of the real server', () => {
   });
 
   it('answers /readyz 503 until the signing keys are loaded, then 200, with /healthz 200 throughout (as serve wires it)', async () => {
-    const emulator = await startEntraEmulator();
+    const emulator = await startEntraEmulator({ keyPairs: sharedKeyPairs() });
     emulator.setAvailable(false);
     const logLines: string[] = [];
     const config: Config = {
@@ -781,7 +782,7 @@ describe('an unwritable audit file', () => {
       return (realWrite as (...args: unknown[]) => boolean)(chunk, ...rest);
     }) as typeof process.stderr.write);
 
-    emulator = await startEntraEmulator();
+    emulator = await startEntraEmulator({ keyPairs: sharedKeyPairs() });
     const config: Config = {
       ...harnessConfig(emulator.url),
       // The audit "file" is a directory: opening it for append fails with EISDIR.

@@ -8,6 +8,7 @@ import { DEMO, startEntraEmulator, type EntraEmulator } from '../../src/dev/emul
 import { startApp, type AppDeps, type RunningApp } from '../../src/runtime/app.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { createAuthorizationClient, loadAuthorizationService, type AuthorizationClient } from '../../src/server/protos.js';
+import { sharedKeyPairs } from '../fixtures/keys.js';
 
 /** A controllable clock shared by the server and the emulator. */
 export interface FakeClock {
@@ -113,7 +114,7 @@ export function authorizationClient(address: string, creds: ChannelCredentials, 
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const clock = opts.clock ?? fakeClock();
-  const emulator = await startEntraEmulator({ now: clock.now });
+  const emulator = await startEntraEmulator({ now: clock.now, keyPairs: sharedKeyPairs() });
   if (opts.emulatorDown) emulator.setAvailable(false);
   const config = harnessConfig(emulator.url, opts);
   const app = await startApp(config, { log: silentLogger(), now: clock.now, ...opts.deps });

@@ -2,7 +2,9 @@
  * Test fixtures: RSA keys, a fake Entra (metadata + JWKS served through an injected fetch), a fake
  * clock with a fake scheduler, and token builders. Offline; nothing sleeps.
  */
-import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { exportJWK, exportSPKI, importPKCS8, importSPKI, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { generateEmulatorKeyPair } from '../../../src/dev/emulator.js';
+import { sharedKeyPairs } from '../../fixtures/keys.js';
 import type { EntraConfig } from '../../../src/config/schema.js';
 
 export const AUTHORITY = 'https://login.microsoftonline.com';
@@ -58,11 +60,24 @@ export interface TestKey {
   readonly jwk: JWK;
 }
 
-export async function makeKey(kid: string): Promise<TestKey> {
-  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
-  const { n, e } = await exportJWK(publicKey);
-  const x5t = Buffer.from(`thumb-${kid}`).toString('base64url');
-  return { kid, x5t, privateKey, publicKey, jwk: { kty: 'RSA', use: 'sig', kid, x5t, n, e } };
+/**
+ * One distinct RSA key per kid, from the key pairs shared by the whole test run (fresh ones when
+ * more are asked for than are shared).
+ */
+export async function makeKeys<const K extends readonly string[]>(...kids: K): Promise<{ [I in keyof K]: TestKey }> {
+  const shared = sharedKeyPairs();
+  const keys = await Promise.all(
+    kids.map(async (kid, i) => {
+      const pair = shared[i] ?? (await generateEmulatorKeyPair());
+      const privateKey = await importPKCS8(pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 'RS256');
+      const publicKey = await importSPKI(pair.publicKey.export({ type: 'spki', format: 'pem' }).toString(), 'RS256', { extractable: true });
+      const { n, e } = await exportJWK(publicKey);
+      const x5t = Buffer.from(`thumb-${kid}`).toString('base64url');
+      const key: TestKey = { kid, x5t, privateKey, publicKey, jwk: { kty: 'RSA', use: 'sig', kid, x5t, n, e } };
+      return key;
+    }),
+  );
+  return keys as { [I in keyof K]: TestKey };
 }
 
 /** The key's JWK with an `issuer` property, as the v2 JWKS publishes it. */

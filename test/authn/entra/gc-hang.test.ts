@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 const CHILD = fileURLToPath(new URL('./gc-hang.child.ts', import.meta.url));
 /** The child's whole run, tsx start-up included; a fetch left to undici's default would take 300 s. */
-const CHILD_LIMIT_MS = 10_000;
+const CHILD_LIMIT_MS = 15_000;
 
 describe('key fetch timeout under garbage collection', () => {
   it('times out a hung key fetch after fetchTimeoutMs while collections run', async () => {
@@ -19,6 +19,6 @@ describe('key fetch timeout under garbage collection', () => {
     const result = JSON.parse(stdout.trim()) as { elapsedMs: number; lastError?: { kind: string } };
     expect(result.lastError?.kind).toBe('timeout');
     expect(result.elapsedMs).toBeGreaterThanOrEqual(1000);
-    expect(result.elapsedMs).toBeLessThan(3000);
-  }, 15_000);
+    expect(result.elapsedMs).toBeLessThan(5000);
+  }, 20_000);
 });

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createKeyStore, type KeyStoreDeps } from '../../../src/authn/entra/keystore.js';
 import { validateConfig } from '../../../src/config/load.js';
-import { createFakeEntra, createFakeTime, entraConfig, makeKey, TENANT_A, TENANT_B, type TestKey } from './fixtures.js';
+import { createFakeEntra, createFakeTime, entraConfig, makeKeys, TENANT_A, TENANT_B, type TestKey } from './fixtures.js';
 
 /** Every wait of the key store is bounded: fetches, refreshes, checks, and the JWKS fetch rate. */
 
@@ -10,7 +10,7 @@ let keyB: TestKey;
 let rotated: TestKey;
 
 beforeAll(async () => {
-  [keyA, keyB, rotated] = await Promise.all([makeKey('kid-a'), makeKey('kid-b'), makeKey('kid-rotated')]);
+  [keyA, keyB, rotated] = await makeKeys('kid-a', 'kid-b', 'kid-rotated');
 });
 
 /** A fetch that never answers; with `ignoreAbort` it also ignores its abort signal. */

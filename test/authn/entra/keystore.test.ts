@@ -6,7 +6,7 @@ import {
   createFakeEntra,
   createFakeTime,
   entraConfig,
-  makeKey,
+  makeKeys,
   signToken,
   TENANT_A,
   TENANT_B,
@@ -22,12 +22,7 @@ let keyB: TestKey;
 let stranger: TestKey;
 
 beforeAll(async () => {
-  [keyA, keyA2, keyB, stranger] = await Promise.all([
-    makeKey('kid-a-1'),
-    makeKey('kid-a-2'),
-    makeKey('kid-b-1'),
-    makeKey('kid-stranger'),
-  ]);
+  [keyA, keyA2, keyB, stranger] = await makeKeys('kid-a-1', 'kid-a-2', 'kid-b-1', 'kid-stranger');
 });
 
 function setup(overrides: Parameters<typeof entraConfig>[0] = {}, deps: Partial<KeyStoreDeps> = {}) {

@@ -12,7 +12,7 @@ import {
   createFakeEntra,
   createFakeTime,
   entraConfig,
-  makeKey,
+  makeKeys,
   publicPem,
   signRaw,
   signToken,
@@ -39,13 +39,7 @@ let msaKey: TestKey;
 let stranger: TestKey;
 
 beforeAll(async () => {
-  [keyA, keyA2, keyB, msaKey, stranger] = await Promise.all([
-    makeKey('kid-a-1'),
-    makeKey('kid-a-2'),
-    makeKey('kid-b-1'),
-    makeKey('kid-msa'),
-    makeKey('kid-stranger'),
-  ]);
+  [keyA, keyA2, keyB, msaKey, stranger] = await makeKeys('kid-a-1', 'kid-a-2', 'kid-b-1', 'kid-msa', 'kid-stranger');
 });
 
 interface Harness {
