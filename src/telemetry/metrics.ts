@@ -26,6 +26,7 @@ export const METRIC = {
   keyFetches: 'entra_authz_key_fetches_total',
   keyFetchDuration: 'entra_authz_key_fetch_duration_seconds',
   keysLoaded: 'entra_authz_keys_loaded',
+  keyRefreshesAbandoned: 'entra_authz_key_refreshes_abandoned_total',
   configReloads: 'entra_authz_config_reloads_total',
   configLastReloadSuccess: 'entra_authz_config_last_reload_success_timestamp_seconds',
   auditDropped: 'entra_authz_audit_records_dropped_total',
@@ -44,6 +45,8 @@ export interface KeySetCount {
   readonly tenant: string;
   readonly version: string;
   readonly keyCount: number;
+  /** Refreshes the key store's watchdog gave up on (stuck past twice their bound). */
+  readonly abandonedRefreshes?: number;
 }
 export type ConfigReloadResult = 'success' | 'failure';
 
@@ -154,6 +157,23 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         this.set(dryRunSource() ? 1 : 0);
       } catch {
         // Keep the last value rather than fail the scrape.
+      }
+    },
+  });
+  // Registered with `registers` and read from the key sets at every scrape; nothing increments it directly.
+  new Counter({
+    name: METRIC.keyRefreshesAbandoned,
+    help: 'Key-set refreshes abandoned because they were stuck past twice their bound, by tenant and token version.',
+    labelNames: ['tenant', 'version'] as const,
+    registers,
+    collect() {
+      if (keySetSource === undefined) return;
+      try {
+        const sets = keySetSource();
+        this.reset();
+        for (const set of sets) this.labels({ tenant: set.tenant, version: set.version }).inc(set.abandonedRefreshes ?? 0);
+      } catch {
+        // Keep the last values rather than fail the scrape.
       }
     },
   });

@@ -686,7 +686,8 @@ describe('no credential leaks into telemetry', () => {
       malformed: `${b64(24)}.${b64(48)}.${b64(64)}`,
       oversized: await h.emulator.issueToken({ claims: { padding: 'x'.repeat(70_000) } }),
       unknownKey: await h.emulator.signWithUnpublishedKey(),
-      badSignature: `${vh}.${vp}.${(other.split('.')[2] ?? '').split('').reverse().join('')}`,
+      // Another token's signature reversed, its last character then made canonical (unused bits zero).
+      badSignature: `${vh}.${vp}.${(other.split('.')[2] ?? '').split('').reverse().join('').slice(0, -1)}A`,
     };
 
     const traced = (extra: Record<string, string> = {}): Record<string, string> => ({ traceparent: traceparent(hex(16), hex(8)), ...extra });

@@ -76,7 +76,7 @@ describe('/metrics', () => {
     const { metrics, server } = await admin();
     let stats = [
       { tenant: TENANT, version: '1.0', keyCount: 3, expectedIssuer: undefined },
-      { tenant: TENANT, version: '2.0', keyCount: 0, expectedIssuer: undefined },
+      { tenant: TENANT, version: '2.0', keyCount: 0, expectedIssuer: undefined, abandonedRefreshes: 2 },
     ];
     metrics.observeKeySets(() => stats);
     metrics.keyFetch('jwks', 'ok', 0.05);
@@ -84,6 +84,8 @@ describe('/metrics', () => {
     let samples = parsePrometheus((await httpGet(`${server.url}/metrics`)).body);
     expect(findSample(samples, METRIC.keysLoaded, { tenant: TENANT, version: '1.0' })?.value).toBe(3);
     expect(findSample(samples, METRIC.keysLoaded, { tenant: TENANT, version: '2.0' })?.value).toBe(0);
+    expect(findSample(samples, METRIC.keyRefreshesAbandoned, { tenant: TENANT, version: '2.0' })?.value).toBe(2);
+    expect(findSample(samples, METRIC.keyRefreshesAbandoned, { tenant: TENANT, version: '1.0' })?.value).toBe(0);
     expect(findSample(samples, METRIC.keyFetches, { kind: 'jwks', result: 'success' })?.value).toBe(1);
     expect(findSample(samples, METRIC.keyFetches, { kind: 'jwks', result: 'failure' })?.value).toBe(1);
 

@@ -81,7 +81,7 @@ export interface KeyStoreDeps {
   readonly schedule?: (fn: () => Promise<void>, ms: number) => () => void;
   readonly log?: (event: KeyStoreLogEvent) => void;
   /** Called after each discovery or JWKS fetch, for metrics and tracing. */
-  readonly onFetch?: (kind: FetchKind, result: 'ok' | 'error', ms: number) => void;
+  readonly onFetch?: (kind: FetchKind, result: 'ok' | 'error' | 'timeout', ms: number) => void;
   /** Source of jitter for background timers, in [0, 1). Default `Math.random`. */
   readonly random?: () => number;
   /**
@@ -251,13 +251,16 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
   /** One fetch, counted and reported whatever its outcome. */
   async function fetchDocument<T>(set: KeySet, kind: FetchKind, url: string, signal: AbortSignal, read: (body: unknown) => T | Promise<T>): Promise<T> {
     const startedAt = now();
-    let result: 'ok' | 'error' = 'error';
+    let result: 'ok' | 'error' | 'timeout' = 'error';
     try {
       const value = await read(await fetchJson(fetch, url, { timeoutMs: fetchTimeoutMs, stopSignal: signal }));
       result = 'ok';
       return value;
+    } catch (err) {
+      if (err instanceof FetchFailure && err.kind === 'timeout') result = 'timeout';
+      throw err;
     } finally {
-      set.fetches[kind][result] += 1;
+      set.fetches[kind][result === 'ok' ? 'ok' : 'error'] += 1;
       deps.onFetch?.(kind, result, now() - startedAt);
     }
   }

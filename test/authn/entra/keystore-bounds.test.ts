@@ -66,12 +66,14 @@ function setup(overrides: Parameters<typeof entraConfig>[0] = {}, deps: Partial<
 
 describe('key store bounds', () => {
   it('times out a fetch that never answers after fetchTimeoutMs and says it timed out', async () => {
-    const s = setup({ keys: { fetchTimeoutMs: 100 } });
+    const reported: string[] = [];
+    const s = setup({ keys: { fetchTimeoutMs: 100 } }, { onFetch: (kind, result) => reported.push(`${kind}:${result}`) });
     s.setHang({});
     const startedAt = Date.now();
     await s.keys.start();
     expect(Date.now() - startedAt).toBeLessThan(2000);
     expect(s.statsOf(TENANT_A, '2.0')?.lastError).toMatchObject({ kind: 'timeout' });
+    expect(reported).toEqual(['discovery:timeout', 'discovery:timeout', 'discovery:timeout', 'discovery:timeout']); // one per set, for metrics
     expect(s.keys.readiness().problems.join('\n')).toMatch(/no keys \(timeout: .*timed out after 100 ms/);
     s.keys.stop();
   });
