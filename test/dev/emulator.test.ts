@@ -89,6 +89,13 @@ async function verify(
   return { payload, header: protectedHeader as Record<string, unknown> };
 }
 
+/** A token from the emulator verifies against its published v2 keys. */
+async function signedByCurrentKey(emu: EntraEmulator): Promise<void> {
+  const token = await emu.issueToken();
+  expect(decodeProtectedHeader(token).kid).toBe(emu.currentKid);
+  await verify(emu, token, { issuer: `${emu.url}/${T}/v2.0`, audience: DEMO.api.appId });
+}
+
 describe('Entra emulator: metadata and keys', () => {
   it('serves v2 metadata whose jwks_uri lists the signing key', async () => {
     const emu = await start();
@@ -433,6 +440,21 @@ describe('Entra emulator: control', () => {
     await expect(verify(emu, old, { issuer: `${emu.url}/${T}/v2.0`, audience: DEMO.api.appId })).rejects.toMatchObject({
       code: 'ERR_JWKS_NO_MATCHING_KEY',
     });
+  });
+
+  it('signs with the pre-made key pairs it is given, in order, and generates keys once they run out', async () => {
+    const pairs = sharedKeyPairs().slice(0, 3);
+    const modulus = (pem: string): unknown => createPublicKey(pem).export({ format: 'jwk' }).n;
+    const given = pairs.map((p) => p.publicKey.export({ format: 'jwk' }).n);
+    const emu = await start({ keyPairs: pairs });
+    expect(emu.publishedKids.map((kid) => modulus(emu.publicKeyPem(kid)))).toEqual(given.slice(0, 2));
+    const third = await emu.rotateKeys(); // the third pair
+    expect(modulus(emu.publicKeyPem(third))).toBe(given[2]);
+    await signedByCurrentKey(emu);
+
+    const unpublished = decodeProtectedHeader(await emu.signWithUnpublishedKey()).kid as string; // none left: generated
+    expect(given).not.toContain(modulus(emu.publicKeyPem(unpublished)));
+    expect(emu.publishedKids).not.toContain(unpublished);
   });
 
   it('rotates keys on POST /_emulator/rotate', async () => {
