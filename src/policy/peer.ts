@@ -4,17 +4,19 @@
  * requirement's schema (src/config/schema-mtls.ts, documented in docs/mtls.md). The policy only
  * decides *when* a peer is needed and turns the helper's results into requirement outcomes.
  */
-// Imported from the module's files rather than its index: the config loader imports the policy
-// (cross-rule checks), and the index also pulls in settings.ts, which imports the loader.
-import { checkTokenBinding } from '../authn/mtls/binding.js';
-import type { PeerResult } from '../authn/mtls/peer.js';
-import { checkPeerRequirement, compilePeerRequirement, type CompiledPeerRequirement as MtlsRequirement } from '../authn/mtls/requirements.js';
+import {
+  checkPeerRequirement,
+  checkTokenBinding,
+  compilePeerRequirement,
+  type CompiledPeerRequirement as MtlsRequirement,
+  type PeerResult,
+} from '../authn/mtls/index.js';
 import type { PeerRequirement } from '../config/schema-mtls.js';
 import type { TokenIdentity } from '../core/identity.js';
 import type { ReasonCode } from '../core/reasons.js';
 
 export { peerRequirementSchema, type PeerRequirement } from '../config/schema-mtls.js';
-export type { PeerIdentity, PeerResolver, PeerResult } from '../authn/mtls/peer.js';
+export type { PeerIdentity, PeerResolver, PeerResult } from '../authn/mtls/index.js';
 
 /** A rule's peer requirement, compiled once per configuration. */
 export interface CompiledPeerRequirement {
