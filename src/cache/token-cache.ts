@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { TokenIdentity } from '../core/identity.js';
+import { tokenHash } from '../core/token-hash.js';
 import type { TokenVerifier, VerifyResult } from '../core/verifier.js';
 
 export interface TokenCacheSettings {
@@ -26,7 +26,7 @@ export function createCachingVerifier(inner: TokenVerifier, settings: TokenCache
 
   return {
     async verify(token): Promise<VerifyResult> {
-      const key = createHash('sha256').update(token).digest('base64url');
+      const key = tokenHash(token);
       const t = now();
       const hit = cache.get(key);
       if (hit !== undefined && t <= hit.until) return { ok: true, identity: hit.identity, cacheHit: true };

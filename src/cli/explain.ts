@@ -15,23 +15,16 @@ import { entraIssuer, entraUrl, type EntraEndpoint } from '../authn/entra/urls.j
 import { loadConfigFile } from '../config/load.js';
 import type { Config, EntraConfig } from '../config/schema.js';
 import type { TokenIdentity } from '../core/identity.js';
+import { grpcCodeName } from '../core/reason-table.js';
 import { reasonInfo, type ReasonCode } from '../core/reasons.js';
 import { normalizeCheckRequest, type RequestView } from '../core/request.js';
+import { isRecord } from '../core/values.js';
 import { extractToken } from '../authn/bearer.js';
 import type { TokenVerifier } from '../core/verifier.js';
 import { createDecider } from '../engine/decide.js';
 import { compilePolicy } from '../policy/compile.js';
 import { traceRules, type RequirementOutcome, type RuleTrace } from '../policy/evaluate.js';
 import { envoyCheckRequest } from './check.js';
-
-const GRPC_NAMES: Record<number, string> = {
-  0: 'OK',
-  3: 'INVALID_ARGUMENT',
-  7: 'PERMISSION_DENIED',
-  13: 'INTERNAL',
-  14: 'UNAVAILABLE',
-  16: 'UNAUTHENTICATED',
-};
 
 /** Everything `explain` prints, as data (`--json` prints exactly this). */
 export interface ExplainReport {
@@ -196,7 +189,7 @@ export async function explainRequest(input: ExplainInput): Promise<ExplainReport
       kind: d.kind,
       reason: d.reason,
       httpStatus: info.httpStatus,
-      grpcStatus: GRPC_NAMES[info.grpcCode] ?? String(info.grpcCode),
+      grpcStatus: grpcCodeName(info.grpcCode),
       message: info.message,
       detail: d.detail,
       rule: d.rule,
@@ -356,7 +349,7 @@ function withToken(request: unknown, header: string, token: string): unknown {
   const root = request as { attributes?: { request?: { http?: Record<string, unknown> } } };
   const http = root.attributes?.request?.http;
   if (!http) return request;
-  const headers = (typeof http['headers'] === 'object' && http['headers'] !== null ? http['headers'] : {}) as Record<string, string>;
+  const headers = isRecord(http['headers']) ? http['headers'] : {};
   http['headers'] = { ...headers, [header]: `Bearer ${token}` };
   const map = http['header_map'] as { headers?: { key?: string }[] } | undefined;
   if (map?.headers) map.headers = map.headers.filter((h) => h.key?.toLowerCase() !== header);

@@ -11,6 +11,8 @@
  * variables in string fields (hosts, GUIDs, audiences, header names, URLs); numbers and booleans
  * are written in the file.
  */
+import { formatConfigPath } from './errors.js';
+
 
 export interface EnvProblem {
   /** Path of the value, in the same notation as ConfigError (`entra.tenants[0]`). */
@@ -21,12 +23,6 @@ export interface EnvProblem {
 export type Env = Readonly<Record<string, string | undefined>>;
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-function formatPath(path: readonly (string | number)[]): string {
-  let out = '';
-  for (const part of path) out += typeof part === 'number' ? `[${part}]` : out === '' ? part : `.${part}`;
-  return out === '' ? '(root)' : out;
-}
 
 /** Substitutes one string; returns the new string or a problem message. */
 export function substituteString(value: string, env: Env): { ok: true; value: string } | { ok: false; message: string } {
@@ -78,7 +74,7 @@ export function substituteEnv(data: unknown, env: Env): { value: unknown; proble
     if (typeof v === 'string') {
       const r = substituteString(v, env);
       if (r.ok) return r.value;
-      problems.push({ path: formatPath(path), message: r.message });
+      problems.push({ path: formatConfigPath(path), message: r.message });
       return v;
     }
     if (Array.isArray(v)) return v.map((item, i) => walk(item, [...path, i]));

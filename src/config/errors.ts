@@ -9,6 +9,16 @@ export interface ConfigProblem {
   readonly message: string;
 }
 
+/** A value's path in configuration notation: `entra.tenants[0]`, or `(root)` for the whole document. */
+export function formatConfigPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out === '' ? String(part) : `.${String(part)}`;
+  }
+  return out === '' ? '(root)' : out;
+}
+
 /** Thrown when a configuration cannot be used; lists every problem at once. */
 export class ConfigError extends Error {
   constructor(

@@ -1,28 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
+import { deepFreeze } from '../core/values.js';
 import { ruleProblems } from '../policy/validate.js';
 import { substituteEnv, type Env } from './env.js';
-import { ConfigError, type ConfigProblem } from './errors.js';
+import { ConfigError, formatConfigPath, type ConfigProblem } from './errors.js';
 import { configSchema, type Config } from './schema.js';
 
 export { ConfigError, type ConfigProblem } from './errors.js';
-
-function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const part of path) {
-    if (typeof part === 'number') out += `[${part}]`;
-    else out += out === '' ? String(part) : `.${String(part)}`;
-  }
-  return out === '' ? '(root)' : out;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
-}
 
 /** Validates an already-parsed configuration object. */
 export function validateConfig(data: unknown, source = 'config'): Config {
@@ -32,7 +16,7 @@ export function validateConfig(data: unknown, source = 'config'): Config {
       source,
       result.error.issues.map((issue) => {
         const keys = issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
-        return { path: formatPath(issue.path), message: issue.message + keys };
+        return { path: formatConfigPath(issue.path), message: issue.message + keys };
       }),
     );
   }

@@ -1,4 +1,5 @@
 import { normalizePath } from './path.js';
+import { isRecord } from './values.js';
 
 /**
  * The normalized view of an Envoy CheckRequest, built once per check. Everything downstream reads
@@ -58,9 +59,8 @@ export const UNDECODABLE_REQUEST: unique symbol = Symbol('undecodable CheckReque
 
 type Obj = Record<string, unknown>;
 
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
-const obj = (v: unknown): Obj => (isObj(v) ? v : {});
+const obj = (v: unknown): Obj => (isRecord(v) ? v : {});
 
 function peer(v: unknown): PeerView {
   const p = obj(v);
@@ -101,7 +101,7 @@ function collectHeaders(http: Obj, limits: RequestLimits): Map<string, string[]>
   };
 
   const headers = http['headers'];
-  if (isObj(headers)) {
+  if (isRecord(headers)) {
     for (const [name, value] of Object.entries(headers)) {
       const problem = add(name, value);
       if (problem) return problem;
@@ -121,7 +121,7 @@ function collectHeaders(http: Obj, limits: RequestLimits): Map<string, string[]>
 
 function stringMap(v: unknown): Record<string, string> {
   const out: Record<string, string> = Object.create(null) as Record<string, string>;
-  if (!isObj(v)) return out;
+  if (!isRecord(v)) return out;
   for (const [k, val] of Object.entries(v)) if (typeof val === 'string') out[k] = val;
   return Object.freeze(out);
 }
@@ -133,10 +133,10 @@ function stringMap(v: unknown): Record<string, string> {
 export function normalizeCheckRequest(raw: unknown, limits: RequestLimits = DEFAULT_REQUEST_LIMITS): NormalizeResult {
   if (raw === UNDECODABLE_REQUEST) return { ok: false, detail: 'the CheckRequest is not valid protobuf' };
   try {
-    const attributes = raw && isObj(raw) ? raw['attributes'] : undefined;
-    if (!isObj(attributes)) return { ok: false, detail: 'the request has no attributes' };
+    const attributes = raw && isRecord(raw) ? raw['attributes'] : undefined;
+    if (!isRecord(attributes)) return { ok: false, detail: 'the request has no attributes' };
     const request = attributes['request'];
-    if (!isObj(request) || !isObj(request['http'])) return { ok: false, detail: 'the request has no http section' };
+    if (!isRecord(request) || !isRecord(request['http'])) return { ok: false, detail: 'the request has no http section' };
     const http = request['http'];
     const headers = collectHeaders(http, limits);
     if (typeof headers === 'string') return { ok: false, detail: headers };

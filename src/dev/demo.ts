@@ -1,3 +1,4 @@
+import { deepFreeze } from '../core/values.js';
 import type { EmulatorApi, EmulatorClient } from './types.js';
 
 /**
@@ -25,14 +26,6 @@ export interface DemoValues {
 
 const tenantId = 'c0ffee00-0000-4000-8000-000000000001';
 const apiAppId = 'a11ce000-0000-4000-8000-000000000001';
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object') {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
-  }
-  return value;
-}
 
 export const DEMO: DemoValues = deepFreeze({
   tenantId,

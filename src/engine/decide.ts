@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
 import { extractToken } from '../authn/bearer.js';
 import type { Config } from '../config/schema.js';
 import type { Decision, DecisionBase } from '../core/decision.js';
 import type { PeerIdentity, TokenIdentity } from '../core/identity.js';
 import type { CheckOutcome, PhaseTracer, RequirementOutcome } from '../core/outcome.js';
 import type { ReasonCode } from '../core/reasons.js';
+import { tokenHash } from '../core/token-hash.js';
 import { DEFAULT_REQUEST_LIMITS, type RequestLimits, type RequestView } from '../core/request.js';
 import type { TokenVerifier } from '../core/verifier.js';
 import { compilePolicy, type CompiledPolicy } from '../policy/compile.js';
@@ -115,8 +115,7 @@ export function createDecider(deps: DeciderDeps): Decider {
       const verified = await tracer.phase('token.verify', () => verifier.verify(credential.token));
       tokenCacheHit = verified.cacheHit;
       if (!verified.ok) {
-        const rejectedTokenHash = createHash('sha256').update(credential.token).digest('base64url');
-        return deny(verified.reason, verified.detail, { ...at, rejectedTokenHash });
+        return deny(verified.reason, verified.detail, { ...at, rejectedTokenHash: tokenHash(credential.token) });
       }
       identity = verified.identity;
       // RFC 8705: a bound token (or one sent as MTLS_POP) is checked against the peer's certificate

@@ -307,6 +307,33 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
     return !(rate > 0 && random() < rate);
   };
 
+  /**
+   * What every target does with a record: sample, refuse while the target is unusable, serialize,
+   * count. `put` writes one line and returns false when the target dropped it; a throw is a failure.
+   */
+  const writeWith = (record: AuditRecord, usable: boolean, put: (line: string) => boolean, fail: (err: Error) => void): boolean => {
+    if (sampledOut(record)) {
+      stats.sampledOut++;
+      return false;
+    }
+    if (!usable) {
+      drop();
+      return false;
+    }
+    try {
+      if (!put(serializeAuditRecord(record))) {
+        drop();
+        return false;
+      }
+      stats.written++;
+      return true;
+    } catch (err) {
+      fail(err instanceof Error ? err : new Error(String(err)));
+      drop();
+      return false;
+    }
+  };
+
   if (sink === 'off') {
     return {
       enabled: false,
@@ -322,28 +349,17 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
 
   if (typeof sink === 'object' && 'write' in sink) {
     let failed = false;
+    const put = (line: string): boolean => {
+      sink.write(line);
+      return true;
+    };
+    const fail = (err: Error): void => {
+      failed = true;
+      report(err);
+    };
     return {
       enabled: true,
-      write(record) {
-        if (sampledOut(record)) {
-          stats.sampledOut++;
-          return false;
-        }
-        if (failed) {
-          drop();
-          return false;
-        }
-        try {
-          sink.write(serializeAuditRecord(record));
-          stats.written++;
-          return true;
-        } catch (err) {
-          failed = true;
-          report(err instanceof Error ? err : new Error(String(err)));
-          drop();
-          return false;
-        }
-      },
+      write: (record) => writeWith(record, !failed, put, fail),
       flush: () => Promise.resolve(),
       close: () => Promise.resolve(),
       reopen: () => {
@@ -405,35 +421,21 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
   };
   stream = open();
 
+  const put = (line: string): boolean => {
+    droppedInWrite = false;
+    stream.write(line);
+    if (droppedInWrite) return false;
+    queued += Buffer.byteLength(line);
+    return true;
+  };
+  const fail = (err: Error): void => {
+    failed = true;
+    report(err);
+  };
+
   return {
     enabled: true,
-    write(record) {
-      if (sampledOut(record)) {
-        stats.sampledOut++;
-        return false;
-      }
-      if (failed || closed) {
-        drop();
-        return false;
-      }
-      try {
-        const line = serializeAuditRecord(record);
-        droppedInWrite = false;
-        stream.write(line);
-        if (droppedInWrite) {
-          drop();
-          return false;
-        }
-        queued += Buffer.byteLength(line);
-        stats.written++;
-        return true;
-      } catch (err) {
-        failed = true;
-        report(err instanceof Error ? err : new Error(String(err)));
-        drop();
-        return false;
-      }
-    },
+    write: (record) => writeWith(record, !failed && !closed, put, fail),
     flush() {
       if (failed || closed || flushed >= queued) return Promise.resolve();
       return new Promise<void>((resolve) => waiters.push(resolve));
@@ -472,8 +474,7 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
       try {
         stream.reopen();
       } catch (err) {
-        failed = true;
-        report(err instanceof Error ? err : new Error(String(err)));
+        fail(err instanceof Error ? err : new Error(String(err)));
       }
     },
     get stats() {

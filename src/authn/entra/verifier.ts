@@ -7,11 +7,12 @@
  * module the payload), a key lookup in memory (keys are imported when a key set loads), one RS256
  * verification. `verify` never throws.
  */
-import { createHash } from 'node:crypto';
 import { compactVerify, type CompactJWSHeaderParameters, type CryptoKey } from 'jose';
 import type { EntraConfig } from '../../config/schema.js';
 import type { TokenIdentity } from '../../core/identity.js';
 import type { ReasonCode } from '../../core/reasons.js';
+import { tokenHash } from '../../core/token-hash.js';
+import { isRecord } from '../../core/values.js';
 import type { TokenVerifier, VerifyResult } from '../../core/verifier.js';
 import { TENANT_ID_TEMPLATE, type KeyStore, type TokenVersion } from './keystore.js';
 
@@ -86,10 +87,6 @@ function q(value: unknown): string {
   return JSON.stringify(s.length > 128 ? `${s.slice(0, 128)}…` : s);
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function deny(reason: ReasonCode, detail: string): VerifyResult {
   return { ok: false, reason, detail };
 }
@@ -98,7 +95,7 @@ function deny(reason: ReasonCode, detail: string): VerifyResult {
 function peekAlg(token: string): string {
   try {
     const header: unknown = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8'));
-    return isPlainObject(header) ? q(header.alg) : 'unreadable';
+    return isRecord(header) ? q(header.alg) : 'unreadable';
   } catch {
     return 'unreadable';
   }
@@ -151,7 +148,7 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
     } catch {
       throw new Deny('token_malformed', 'payload is not JSON');
     }
-    if (!isPlainObject(claims)) throw new Deny('token_malformed', 'payload is not a JSON object');
+    if (!isRecord(claims)) throw new Deny('token_malformed', 'payload is not a JSON object');
 
     const tid = claims.tid;
     if (typeof tid !== 'string' || !GUID.test(tid)) throw new Deny('token_claims_invalid', `tid ${q(tid)} is not a GUID`);
@@ -265,7 +262,7 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
     // A certificate binding that cannot be read must not turn the token into an unbound one.
     let bound: string | undefined;
     if (cnf !== undefined) {
-      if (!isPlainObject(cnf)) return deny('token_claims_invalid', 'cnf is not an object');
+      if (!isRecord(cnf)) return deny('token_claims_invalid', 'cnf is not an object');
       const thumb = cnf['x5t#S256'];
       if (thumb !== undefined && (typeof thumb !== 'string' || thumb === '')) {
         return deny('token_claims_invalid', 'cnf x5t#S256 is not a string');
@@ -286,7 +283,7 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
       roles: roleList,
       scopes,
       uti: typeof uti === 'string' ? uti : undefined,
-      tokenHash: createHash('sha256').update(token).digest('base64url'),
+      tokenHash: tokenHash(token),
       expiresAt: exp,
       boundCertificateThumbprint: bound,
     };
