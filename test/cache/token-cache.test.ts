@@ -1,16 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { createCachingVerifier } from '../../src/cache/token-cache.js';
 import type { TokenIdentity } from '../../src/core/identity.js';
+import { tokenIdentity } from '../fixtures/identity.js';
 import type { TokenVerifier, VerifyResult } from '../../src/core/verifier.js';
 
 const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
 
-function identity(expiresAt: number): TokenIdentity {
-  return {
-    version: '2.0', type: 'app', oid: 'o', sub: 'o', tid: 't', appId: 'a', appAuth: '1', issuer: 'i', audience: 'aud',
-    roles: ['R'], scopes: [], uti: 'u', tokenHash: 'h', expiresAt, boundCertificateThumbprint: undefined,
-  };
-}
+const identity = (expiresAt: number): TokenIdentity => tokenIdentity({ expiresAt });
 
 /** A verifier that counts calls and answers from a table. */
 function countingVerifier(answers: Record<string, VerifyResult>): TokenVerifier & { calls: number } {

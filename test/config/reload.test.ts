@@ -4,11 +4,11 @@ import { envoyCheckRequest } from '../../src/cli/check.js';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
 import { createConfigHolder, createConfigWatcher, entraChanged, type WatchFn } from '../../src/config/reload.js';
 import type { Config } from '../../src/config/schema.js';
-import type { TokenIdentity } from '../../src/core/identity.js';
 import type { CheckOutcome } from '../../src/core/outcome.js';
 import type { TokenVerifier, VerifyResult } from '../../src/core/verifier.js';
 import { createDecider } from '../../src/engine/decide.js';
 import { decideCheckRequest } from '../support/decide.js';
+import { tokenIdentity } from '../fixtures/identity.js';
 
 const TENANT = '11111111-1111-4111-8111-111111111111';
 const fileWith = (role: string, audience = 'api://orders'): string =>
@@ -185,23 +185,7 @@ describe('atomic swap', () => {
     // A verifier whose answers the test releases by hand: a check can be held "in flight".
     const pending: ((r: VerifyResult) => void)[] = [];
     const verifier: TokenVerifier = { verify: () => new Promise((resolve) => pending.push(resolve)) };
-    const id: TokenIdentity = {
-      version: '2.0',
-      type: 'app',
-      oid: 'o',
-      sub: 'o',
-      tid: TENANT,
-      appId: 'a',
-      appAuth: '2',
-      issuer: 'i',
-      audience: 'api://orders',
-      roles: ['Orders.Read'],
-      scopes: [],
-      uti: undefined,
-      tokenHash: 'h',
-      expiresAt: 2e9,
-      boundCertificateThumbprint: undefined,
-    };
+    const id = tokenIdentity({ tid: TENANT, roles: ['Orders.Read'] });
     const build = (config: Config) => ({ config, decide: createDecider({ config, verifier, newId: () => 'x' }) });
 
     const fs = fakeFs(fileWith('Orders.Read'));

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Decision } from '../../src/core/decision.js';
-import type { TokenIdentity } from '../../src/core/identity.js';
 import { FOREIGN_IDENTITY_HEADERS, headerStripping, planResponse, type ResponseSettings } from '../../src/core/response.js';
+import { tokenIdentity } from '../fixtures/identity.js';
 
 const settings: ResponseSettings = {
   identityHeaders: {
@@ -22,23 +22,7 @@ const settings: ResponseSettings = {
   stripHeaders: { names: [], prefixes: [] },
 };
 
-const identity: TokenIdentity = {
-  version: '2.0',
-  type: 'app',
-  oid: 'oid-1',
-  sub: 'oid-1',
-  tid: 'tid-1',
-  appId: 'app-1',
-  appAuth: '1',
-  issuer: 'iss',
-  audience: 'aud',
-  roles: ['Orders.Read', 'Orders.Write'],
-  scopes: [],
-  uti: 'uti-1',
-  tokenHash: 'hash',
-  expiresAt: 0,
-  boundCertificateThumbprint: undefined,
-};
+const identity = tokenIdentity({ oid: 'oid-1', tid: 'tid-1', appId: 'app-1' });
 
 const allow: Decision = { kind: 'allow', id: 'd-1', reason: 'allowed', rule: 'orders', identity, detail: '' };
 

@@ -6,6 +6,7 @@ import { envoyCheckRequest, type CheckRequestOptions } from '../../src/cli/check
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import type { TokenIdentity } from '../../src/core/identity.js';
+import { tokenIdentity } from '../fixtures/identity.js';
 import { normalizeCheckRequest, type RequestView } from '../../src/core/request.js';
 import type { TokenVerifier, VerifyResult } from '../../src/core/verifier.js';
 
@@ -29,25 +30,9 @@ export function requestView(opts: CheckRequestOptions = {}): RequestView {
   return r.request;
 }
 
+/** A token identity of TENANT and APP_A with no roles: each test grants what it is about. */
 export function identity(over: Partial<TokenIdentity> = {}): TokenIdentity {
-  return {
-    version: '2.0',
-    type: 'app',
-    oid: 'oid-1',
-    sub: 'oid-1',
-    tid: TENANT,
-    appId: APP_A,
-    appAuth: '2',
-    issuer: `https://login.microsoftonline.com/${TENANT}/v2.0`,
-    audience: 'api://orders',
-    roles: [],
-    scopes: [],
-    uti: 'uti-1',
-    tokenHash: 'hash',
-    expiresAt: 2_000_000_000,
-    boundCertificateThumbprint: undefined,
-    ...over,
-  };
+  return tokenIdentity({ tid: TENANT, appId: APP_A, roles: [], ...over });
 }
 
 /** Verifies the token `good:<name>` as the identity registered under that name; anything else fails. */

@@ -1,32 +1,9 @@
 import { request as httpRequest } from 'node:http';
 import type { Decision } from '../../src/core/decision.js';
-import type { TokenIdentity } from '../../src/core/identity.js';
+import { tokenIdentity as identity } from '../fixtures/identity.js';
 import type { RequestView } from '../../src/core/request.js';
 
-export const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
-export const APP_ID = '11111111-2222-3333-4444-555555555555';
-export const OID = 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee';
-
-export function identity(overrides: Partial<TokenIdentity> = {}): TokenIdentity {
-  return {
-    version: '2.0',
-    type: 'app',
-    oid: OID,
-    sub: OID,
-    tid: TENANT,
-    appId: APP_ID,
-    appAuth: '2',
-    issuer: `https://login.microsoftonline.com/${TENANT}/v2.0`,
-    audience: 'api://orders',
-    roles: ['Orders.Read', 'Orders.Write'],
-    scopes: [],
-    uti: 'AbCdEfGhIjKlMnOpQrStUv',
-    tokenHash: 'n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg',
-    expiresAt: 1_900_000_000,
-    boundCertificateThumbprint: undefined,
-    ...overrides,
-  };
-}
+export { APP_ID, OID, TENANT, tokenIdentity as identity } from '../fixtures/identity.js';
 
 export function allow(overrides: Partial<Decision> = {}): Decision {
   return {
