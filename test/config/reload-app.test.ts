@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DEMO } from '../../src/dev/emulator.js';
 import { allowance, denial, harnessConfig, startHarness, type Harness } from '../support/harness.js';
 
@@ -7,11 +7,12 @@ describe('hot reload of a running server', () => {
   let h: Harness;
   const reader = DEMO.clients.reader;
 
-  beforeAll(async () => {
+  // A server of its own for each test: every reload starts from the same configuration.
+  beforeEach(async () => {
     h = await startHarness();
     await h.waitServing();
   });
-  afterAll(() => h.close());
+  afterEach(() => h.close());
 
   const readerToken = () => h.emulator.issueToken({ version: '2.0', audience: DEMO.api.appId, appId: reader.clientId });
 

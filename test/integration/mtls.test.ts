@@ -178,6 +178,8 @@ describe('peer identity from the certificate Envoy forwards (source.certificate)
     }
 
     it('and keeps answering afterwards', async () => {
+      const token = await h.emulator.issueToken();
+      for (const [, encoded] of cases) denial(await h.check({ token, contextExtensions: shop, sourceCertificate: encoded(), sourcePrincipal: CHECKOUT_SPIFFE }));
       allowance(await h.check({ token: await h.emulator.issueToken(), contextExtensions: shop, ...presenting(pki.checkout, CHECKOUT_SPIFFE) }));
     });
   });
