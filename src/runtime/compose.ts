@@ -22,7 +22,7 @@ import { dryRunScope } from '../policy/compile.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
-import { NOOP_CHECK_TRACER, type GrpcMetadataMap } from '../telemetry/tracing.js';
+import { NOOP_CHECK_TRACER, type CheckSpan, type GrpcMetadataMap } from '../telemetry/tracing.js';
 import { loadPeerSettings } from './peer-settings.js';
 
 /** The parts of telemetry the runtime feeds; `Telemetry` fits. */
@@ -133,7 +133,7 @@ export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<
   };
 
   /** Fail closed: whatever went wrong, the caller gets an `internal_error` deny and the log one line. */
-  const failClosed = (err: unknown, span: ReturnType<typeof checks.startCheckFrom>, request: NormalizeResult, settings: ResponseSettings, started: number): ResponsePlan => {
+  const failClosed = (err: unknown, span: CheckSpan, request: NormalizeResult, settings: ResponseSettings, started: number): ResponsePlan => {
     const decision: DenyDecision = { kind: 'deny', id: newId(), reason: 'internal_error', detail: 'unexpected error', rule: undefined, identity: undefined };
     // The error's name only: a library's message may quote its input.
     log.error({ decisionId: decision.id, error: err instanceof Error ? err.name : typeof err }, 'check failed unexpectedly; denied');
