@@ -1,5 +1,4 @@
-import { readFile } from 'node:fs/promises';
-import { ConfigError, parseConfig } from '../config/load.js';
+import { ConfigError, parseConfig, readConfigText } from '../config/load.js';
 import { createConfigWatcher } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
 import { startApp, type RunningApp } from '../runtime/app.js';
@@ -42,12 +41,7 @@ export async function startService(config: Config, log: Logger): Promise<{ app: 
 }
 
 export async function runServe(configPath: string): Promise<number> {
-  let text: string;
-  try {
-    text = await readFile(configPath, 'utf8');
-  } catch (err) {
-    throw new ConfigError(configPath, [{ path: '(file)', message: (err as Error).message }]);
-  }
+  const text = await readConfigText(configPath);
   const config = parseConfig(text, configPath);
   const log = createLogger();
   const { app, telemetry, stop } = await startService(config, log);

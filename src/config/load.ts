@@ -55,12 +55,15 @@ export function parseConfig(text: string, source = 'config', options: ParseOptio
   throw new ConfigError(source, [...substituted.problems, ...rest]);
 }
 
-export async function loadConfigFile(path: string, options: ParseOptions = {}): Promise<Config> {
-  let text: string;
+/** Reads a configuration file's text; an unreadable file is a ConfigError like any other problem. */
+export async function readConfigText(path: string): Promise<string> {
   try {
-    text = await readFile(path, 'utf8');
+    return await readFile(path, 'utf8');
   } catch (err) {
     throw new ConfigError(path, [{ path: '(file)', message: (err as Error).message }]);
   }
-  return parseConfig(text, path, options);
+}
+
+export async function loadConfigFile(path: string, options: ParseOptions = {}): Promise<Config> {
+  return parseConfig(await readConfigText(path), path, options);
 }
