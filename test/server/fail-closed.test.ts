@@ -1,8 +1,14 @@
+import { credentials } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { planResponse } from '../../src/core/response.js';
 import { DEMO } from '../../src/dev/emulator.js';
-import type { RuntimeTelemetry } from '../../src/runtime/compose.js';
+import { envoyCheckRequest } from '../../src/cli/check.js';
+import { validateConfig } from '../../src/config/load.js';
+import { DEFAULT_REQUEST_LIMITS } from '../../src/core/request.js';
+import type { Runtime, RuntimeTelemetry } from '../../src/runtime/compose.js';
+import { startGrpcServer } from '../../src/server/grpc.js';
+import { createAuthorizationClient } from '../../src/server/protos.js';
 import { NOOP_CHECK_TRACER } from '../../src/telemetry/tracing.js';
 import { allowance, denial, startHarness, type Harness } from '../support/harness.js';
 
@@ -101,5 +107,34 @@ describe('a check that fails after the decision still fails closed', () => {
     expect(again.headers['x-entra-decision-id']).toBe('decision-4');
     await new Promise((resolve) => setImmediate(resolve));
     expect(unhandled).toEqual([]);
+  });
+});
+
+describe('the gRPC adapter', () => {
+  it('answers a deny, not a failed RPC, when the runtime itself fails, and logs one line', async () => {
+    const { log, lines } = memoryLog();
+    const config = validateConfig({
+      server: { listen: '127.0.0.1:0' },
+      entra: { authority: 'http://127.0.0.1:9', tenants: [DEMO.tenantId], audiences: [DEMO.api.appId] },
+      rules: [{ name: 'all', require: { roles: { anyOf: ['Orders.Read'] } } }],
+    });
+    // A runtime whose check rejects: what the adapter must survive even though the real one never does.
+    const broken: Pick<Runtime, 'current' | 'isServing' | 'onServingChange'> = {
+      current: () => ({ config, limits: DEFAULT_REQUEST_LIMITS, check: () => Promise.reject(new TypeError('broken runtime')) }),
+      isServing: () => true,
+      onServingChange: () => undefined,
+    };
+    const server = await startGrpcServer(broken, config.server, { log });
+    const client = createAuthorizationClient(server.address, credentials.createInsecure());
+    try {
+      const response = await new Promise<Record<string, unknown> | undefined>((resolve, reject) => {
+        client.Check(envoyCheckRequest({ path: '/orders' }), (err, res) => (err ? reject(err) : resolve(res)));
+      });
+      expect(response).toMatchObject({ status: { code: 13, message: 'internal_error' }, denied_response: { status: { code: 'InternalServerError' } } });
+      expect(lines().filter((l) => l['msg'] === 'Check answer could not be built; denied')).toEqual([expect.objectContaining({ error: 'TypeError' })]);
+    } finally {
+      client.close();
+      await server.close(500);
+    }
   });
 });
