@@ -100,12 +100,30 @@ export function validateTlsMaterial(m: Material): { ok: true; summary: TlsCertif
 const sameBytes = (a: Buffer | undefined, b: Buffer | undefined): boolean =>
   a === undefined || b === undefined ? a === b : a.equals(b);
 
+/** The listener's certificate, key and CA bundle as last read and validated. */
+export type TlsMaterial = Material;
+
+export type TlsMaterialListener = (material: TlsMaterial, changed: readonly ('certificate' | 'ca')[]) => void;
+
+/** The certificate files of a listener, re-read on a timer and on demand; transport-neutral. */
+export interface TlsMaterialWatcher {
+  /** The last good material. */
+  material(): TlsMaterial;
+  current(): TlsCertificateSummary;
+  /** Called with each new, validated material set. */
+  onChange(listener: TlsMaterialListener): void;
+  /** Checks the files now (e.g. on SIGHUP); resolves true when new material was applied. */
+  reload(): Promise<boolean>;
+  /** Stops watching the files. */
+  close(): void;
+}
+
 /**
- * Reads and validates the files, then builds the listener's credentials. Rejects when the initial
- * files are unusable (the server must not start without a certificate); later failures only keep
- * the last good material and report through `onError`.
+ * Reads and validates the files and keeps re-reading them. Rejects when the initial files are
+ * unusable (the server must not start without a certificate); later failures only keep the last
+ * good material and report through `onError`.
  */
-export async function createTlsListener(config: TlsListenerConfig, options: TlsListenerOptions = {}): Promise<TlsListener> {
+export async function watchTlsMaterial(config: TlsListenerConfig, options: Omit<TlsListenerOptions, 'onClientRefused'> = {}): Promise<TlsMaterialWatcher> {
   const read = options.readFile ?? ((path: string) => fsReadFile(path));
   const readAll = async (): Promise<Material> => {
     const [cert, key, ca] = await Promise.all([
@@ -125,32 +143,7 @@ export async function createTlsListener(config: TlsListenerConfig, options: TlsL
   const initial = validateTlsMaterial(material);
   if (!initial.ok) throw new Error(`TLS listener: ${initial.problem}`);
   let summary = initial.summary;
-
-  const identityListeners = new Set<IdentityListener>();
-  const caListeners = new Set<CaListener>();
-  const identityUpdate = () => ({ certificate: material.cert, privateKey: material.key });
-
-  // grpc-js registers its listeners when the server binds, before it accepts connections, and
-  // builds the secure context from the first updates: deliver them on the next tick, as grpc-js's
-  // own providers do (a synchronous call would reach grpc-js before its watcher is registered).
-  const provider: CertificateProvider = {
-    addIdentityCertificateListener(listener) {
-      identityListeners.add(listener);
-      process.nextTick(() => identityListeners.has(listener) && listener(identityUpdate()));
-    },
-    removeIdentityCertificateListener(listener) {
-      identityListeners.delete(listener);
-    },
-    addCaCertificateListener(listener) {
-      caListeners.add(listener);
-      process.nextTick(() => {
-        if (caListeners.has(listener) && material.ca !== undefined) listener({ caCertificate: material.ca });
-      });
-    },
-    removeCaCertificateListener(listener) {
-      caListeners.delete(listener);
-    },
-  };
+  const listeners: TlsMaterialListener[] = [];
 
   let lastProblem: string | undefined;
   let inFlight: Promise<boolean> | undefined;
@@ -176,13 +169,10 @@ export async function createTlsListener(config: TlsListenerConfig, options: TlsL
     lastProblem = undefined;
     material = next;
     summary = checked.summary;
-    // The CA first: a new client CA and a new server certificate are independent, and grpc-js
-    // recomputes the whole context from the latest of both on each update.
-    if (caChanged && next.ca !== undefined) for (const l of caListeners) l({ caCertificate: next.ca });
-    if (identityChanged) for (const l of identityListeners) l(identityUpdate());
     const changed: ('certificate' | 'ca')[] = [];
     if (identityChanged) changed.push('certificate');
     if (caChanged) changed.push('ca');
+    for (const l of listeners) l(next, changed);
     try {
       options.onReload?.({ changed, certificate: summary });
     } catch {
@@ -202,7 +192,7 @@ export async function createTlsListener(config: TlsListenerConfig, options: TlsL
   const reload = (): Promise<boolean> => {
     inFlight ??= reloadOnce()
       .catch((err: unknown) => {
-        // A grpc-js listener that throws must not become an unhandled rejection of the timer.
+        // A listener that throws must not become an unhandled rejection of the timer.
         report(`applying the new certificate failed: ${(err as Error)?.message ?? String(err)}`);
         return false;
       })
@@ -215,6 +205,55 @@ export async function createTlsListener(config: TlsListenerConfig, options: TlsL
   const intervalMs = options.reloadIntervalMs ?? config.reloadIntervalSeconds * 1000;
   const timer = setInterval(() => void reload(), intervalMs);
   timer.unref();
+
+  return {
+    material: () => material,
+    current: () => summary,
+    onChange: (listener) => void listeners.push(listener),
+    reload,
+    close: () => clearInterval(timer),
+  };
+}
+
+/**
+ * Reads and validates the files, then builds the listener's credentials. Rejects when the initial
+ * files are unusable (the server must not start without a certificate); later failures only keep
+ * the last good material and report through `onError`.
+ */
+export async function createTlsListener(config: TlsListenerConfig, options: TlsListenerOptions = {}): Promise<TlsListener> {
+  const files = await watchTlsMaterial(config, options);
+  const identityListeners = new Set<IdentityListener>();
+  const caListeners = new Set<CaListener>();
+  const identityUpdate = () => ({ certificate: files.material().cert, privateKey: files.material().key });
+
+  // grpc-js registers its listeners when the server binds, before it accepts connections, and
+  // builds the secure context from the first updates: deliver them on the next tick, as grpc-js's
+  // own providers do (a synchronous call would reach grpc-js before its watcher is registered).
+  const provider: CertificateProvider = {
+    addIdentityCertificateListener(listener) {
+      identityListeners.add(listener);
+      process.nextTick(() => identityListeners.has(listener) && listener(identityUpdate()));
+    },
+    removeIdentityCertificateListener(listener) {
+      identityListeners.delete(listener);
+    },
+    addCaCertificateListener(listener) {
+      caListeners.add(listener);
+      process.nextTick(() => {
+        const ca = files.material().ca;
+        if (caListeners.has(listener) && ca !== undefined) listener({ caCertificate: ca });
+      });
+    },
+    removeCaCertificateListener(listener) {
+      caListeners.delete(listener);
+    },
+  };
+  // The CA first: a new client CA and a new server certificate are independent, and grpc-js
+  // recomputes the whole context from the latest of both on each update.
+  files.onChange((next, changed) => {
+    if (changed.includes('ca') && next.ca !== undefined) for (const l of caListeners) l({ caCertificate: next.ca });
+    if (changed.includes('certificate')) for (const l of identityListeners) l(identityUpdate());
+  });
 
   // NB: grpc-js 1.14's typings name the first parameter `caCertificateProvider`, but the
   // implementation (and grpc-js-xds, its main caller) treats the first as the identity provider
@@ -234,17 +273,14 @@ export async function createTlsListener(config: TlsListenerConfig, options: TlsL
 
   return {
     credentials,
-    current: () => summary,
-    reload,
-    close: () => clearInterval(timer),
+    current: files.current,
+    reload: files.reload,
+    close: files.close,
   };
 }
 
-/** The identity a verified TLS client presented on this call's connection, if any. */
-export function clientIdentityOf(call: Pick<grpc.ServerInterceptingCallInterface, 'getAuthContext'>): (MatchableIdentity & { principal: string }) | undefined {
-  // grpc-js reports the peer certificate only when the handshake verified it (socket.authorized).
-  const raw = call.getAuthContext().sslPeerCertificate?.raw;
-  if (raw === undefined) return undefined;
+/** The identity a verified client certificate (DER) carries, or undefined when unparsable. */
+export function certificateIdentity(raw: Uint8Array): (MatchableIdentity & { principal: string }) | undefined {
   const parsed = parseCertificateDer(raw);
   if (!parsed.ok) return undefined;
   const { uriSans, dnsSans, subject } = parsed.certificate;
@@ -253,15 +289,25 @@ export function clientIdentityOf(call: Pick<grpc.ServerInterceptingCallInterface
   return { spiffeId, uriSans, dnsSans, principal: uriSans[0] ?? dnsSans[0] ?? subject };
 }
 
+/** The identity a verified TLS client presented on this call's connection, if any. */
+export function clientIdentityOf(call: Pick<grpc.ServerInterceptingCallInterface, 'getAuthContext'>): (MatchableIdentity & { principal: string }) | undefined {
+  // grpc-js reports the peer certificate only when the handshake verified it (socket.authorized).
+  const raw = call.getAuthContext().sslPeerCertificate?.raw;
+  return raw === undefined ? undefined : certificateIdentity(raw);
+}
+
+/** Why a TLS client is refused: no verified certificate, or an identity not on the allow-list. */
+export interface ClientRefusal {
+  readonly kind: 'unauthenticated' | 'forbidden';
+  readonly detail: string;
+}
+
 /**
- * A server interceptor refusing calls whose TLS client is not on the allow-list: UNAUTHENTICATED
- * without a verified client certificate, PERMISSION_DENIED for an identity not listed. Decisions
- * are cached per certificate fingerprint (Envoy multiplexes many checks on one connection).
+ * The allow-list of TLS client identities, for any transport: given the verified peer certificate
+ * (or none), the refusal or undefined. Decisions are cached per certificate fingerprint (proxies
+ * send many checks on one connection).
  */
-export function createClientAllowListInterceptor(
-  allowed: readonly string[],
-  options: { onRefused?: ((detail: string) => void) | undefined } = {},
-): grpc.ServerInterceptor {
+export function createClientAllowList(allowed: readonly string[]): (cert: { raw: Uint8Array; fingerprint256: string } | undefined) => ClientRefusal | undefined {
   const matchers: IdentityMatcher[] = allowed.map((entry) => {
     const compiled = compileIdentityPattern(entry);
     if (!compiled.ok) throw new Error(`allowedClients: ${entry}: ${compiled.problem}`);
@@ -269,23 +315,36 @@ export function createClientAllowListInterceptor(
   });
   const decisions = new Map<string, { allowed: boolean; principal: string }>();
   const MAX = 1024;
-
-  const decide = (call: grpc.ServerInterceptingCallInterface): { code: grpc.status; detail: string } | undefined => {
-    const peerCert = call.getAuthContext().sslPeerCertificate;
-    if (peerCert?.raw === undefined) return { code: grpc.status.UNAUTHENTICATED, detail: 'a verified client certificate is required' };
-    const key = peerCert.fingerprint256;
-    let decision = decisions.get(key);
+  return (cert) => {
+    if (cert === undefined) return { kind: 'unauthenticated', detail: 'a verified client certificate is required' };
+    let decision = decisions.get(cert.fingerprint256);
     if (decision === undefined) {
-      const identity = clientIdentityOf(call);
+      const identity = certificateIdentity(cert.raw);
       decision = {
         allowed: identity !== undefined && matchers.some((m) => m(identity)),
         principal: identity?.principal ?? '(unparsable certificate)',
       };
       if (decisions.size >= MAX) decisions.clear();
-      decisions.set(key, decision);
+      decisions.set(cert.fingerprint256, decision);
     }
-    if (decision.allowed) return undefined;
-    return { code: grpc.status.PERMISSION_DENIED, detail: `client ${decision.principal} is not allowed` };
+    return decision.allowed ? undefined : { kind: 'forbidden', detail: `client ${decision.principal} is not allowed` };
+  };
+}
+
+/**
+ * A server interceptor refusing calls whose TLS client is not on the allow-list: UNAUTHENTICATED
+ * without a verified client certificate, PERMISSION_DENIED for an identity not listed.
+ */
+export function createClientAllowListInterceptor(
+  allowed: readonly string[],
+  options: { onRefused?: ((detail: string) => void) | undefined } = {},
+): grpc.ServerInterceptor {
+  const check = createClientAllowList(allowed);
+  const decide = (call: grpc.ServerInterceptingCallInterface): { code: grpc.status; detail: string } | undefined => {
+    const peerCert = call.getAuthContext().sslPeerCertificate;
+    const refusal = check(peerCert?.raw === undefined ? undefined : { raw: peerCert.raw, fingerprint256: peerCert.fingerprint256 });
+    if (refusal === undefined) return undefined;
+    return { code: refusal.kind === 'unauthenticated' ? grpc.status.UNAUTHENTICATED : grpc.status.PERMISSION_DENIED, detail: refusal.detail };
   };
 
   return (_method, call) =>
