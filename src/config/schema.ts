@@ -169,6 +169,17 @@ export const configSchema = z.strictObject({
       tls: tlsListenerSchema.optional(),
       /** Longest a check waits for a signing-key refresh before it is answered without it. */
       checkDeadlineMs: z.number().int().min(10).max(10_000).default(300),
+      /**
+       * HTTP listener for forward-auth requests (Envoy http_service, nginx auth_request, Caddy and
+       * Traefik forward auth) — see docs/http-mode.md. Off unless set.
+       */
+      http: z
+        .strictObject({
+          listen: listenSchema,
+          /** TLS (and optionally required client certificates) on the HTTP listener, as for gRPC. */
+          tls: tlsListenerSchema.optional(),
+        })
+        .optional(),
     })
     .default({ listen: '0.0.0.0:9001', shutdownGraceSeconds: 10, maxHeaderBytes: 256 * 1024, checkDeadlineMs: 300 }),
 
