@@ -1,3 +1,9 @@
+import type { Decision } from '../../src/core/decision.js';
+import type { TokenIdentity } from '../../src/core/identity.js';
+import type { ReasonCode } from '../../src/core/reasons.js';
+import { DEFAULT_REQUEST_LIMITS, type NormalizeResult } from '../../src/core/request.js';
+import { planResponse, type ResponsePlan, type ResponseSettings } from '../../src/core/response.js';
+import type { HttpRuntime } from '../../src/server/http/handler.js';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 
@@ -15,7 +21,10 @@ export function send(
   url: string,
   options: { method?: string; headers?: readonly (readonly [string, string])[]; tls?: Pick<RequestOptions, 'ca' | 'cert' | 'key' | 'servername'> } = {},
 ): Promise<HttpReply> {
-  const target = new URL(url);
+  // The path is sent verbatim: URL parsing would resolve `..` and `%2e%2e` segments.
+  const origin = /^https?:\/\/[^/]+/.exec(url)?.[0] ?? url;
+  const target = new URL(origin);
+  const path = url.slice(origin.length) || '/';
   const given = options.headers ?? [];
   // With headers given as a list Node adds no Host header of its own.
   const withHost = given.some(([k]) => k.toLowerCase() === 'host') ? given : [['Host', target.host] as const, ...given];
@@ -26,7 +35,7 @@ export function send(
       {
         host: target.hostname,
         port: target.port,
-        path: `${target.pathname}${target.search}`,
+        path,
         method: options.method ?? 'GET',
         headers: flat,
         agent: false,
@@ -42,4 +51,74 @@ export function send(
     req.on('error', reject);
     req.end();
   });
+}
+
+const settings: ResponseSettings = {
+  identityHeaders: {
+    oid: 'x-entra-oid',
+    tid: 'x-entra-tid',
+    appId: 'x-entra-app-id',
+    roles: 'x-entra-roles',
+    scopes: 'x-entra-scopes',
+    tokenType: 'x-entra-token-type',
+    decisionId: 'x-entra-decision-id',
+    peerPrincipal: 'x-entra-peer-principal',
+    peerFingerprint: 'x-entra-peer-fingerprint',
+  },
+  tokenHeader: 'authorization',
+  removeTokenHeader: false,
+  realm: 'orders',
+  authorizationUri: 'https://login.microsoftonline.com/t/oauth2/authorize',
+};
+
+export const GOOD_IDENTITY: TokenIdentity = {
+  version: '2.0',
+  type: 'app',
+  oid: 'oid-good',
+  sub: 'oid-good',
+  tid: 'tid-good',
+  appId: 'app-good',
+  appAuth: '1',
+  issuer: 'iss',
+  audience: 'aud',
+  roles: ['Orders.Read'],
+  scopes: [],
+  uti: 'uti',
+  tokenHash: 'hash',
+  expiresAt: 0,
+  boundCertificateThumbprint: undefined,
+};
+
+/**
+ * A stand-in for the runtime that records every request view the adapter hands it, with a fixed
+ * policy: `/public…` is open, `/admin…` needs a role the good token lacks (403), everything else
+ * needs exactly one `Authorization: Bearer good` (else 401). Real engine tests are in http-mode.test.ts.
+ */
+export function recordingRuntime(options: { serving?: boolean; fail?: boolean } = {}) {
+  const seen: NormalizeResult[] = [];
+  const decide = (request: NormalizeResult): Decision => {
+    const base = { id: `d-${seen.length}`, rule: undefined, identity: undefined, detail: '' };
+    const deny = (reason: ReasonCode, identity?: TokenIdentity): Decision => ({ ...base, kind: 'deny', reason, identity });
+    if (!request.ok) return deny('request_malformed');
+    if (request.request.path.startsWith('/public')) return { ...base, kind: 'allow', reason: 'allowed_anonymous' };
+    const auth = request.request.headers.get('authorization');
+    if (auth === undefined) return deny('token_missing');
+    if (auth.length !== 1) return deny('token_multiple');
+    if (auth[0] !== 'Bearer good') return deny('token_signature_invalid');
+    if (request.request.path.startsWith('/admin')) return deny('missing_role', GOOD_IDENTITY);
+    return { ...base, kind: 'allow', reason: 'allowed', identity: GOOD_IDENTITY };
+  };
+  const runtime: HttpRuntime = {
+    current: () => ({
+      config: { entra: { tokenHeader: 'authorization' } },
+      limits: DEFAULT_REQUEST_LIMITS,
+      check: async (request): Promise<ResponsePlan> => {
+        seen.push(request);
+        if (options.fail) throw new Error('boom');
+        return planResponse(decide(request), settings);
+      },
+    }),
+    isServing: () => options.serving ?? true,
+  };
+  return { runtime, seen };
 }
