@@ -23,7 +23,7 @@ export async function startEcho(): Promise<EchoUpstream> {
   const server: Server = createServer((req, res) => {
     const headers: [string, string][] = [];
     for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([(req.rawHeaders[i] ?? '').toLowerCase(), req.rawHeaders[i + 1] ?? '']);
-    const body = JSON.stringify({ method: req.method, url: req.url, headers } satisfies Echoed);
+    const body = JSON.stringify({ method: req.method ?? '', url: req.url ?? '', headers } satisfies Echoed);
     res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'echo' });
     res.end(body);
   });
