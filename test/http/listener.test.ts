@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { tlsListenerSchema, type TlsListenerConfigInput } from '../../src/config/schema-mtls.js';
 import type { HttpRuntime } from '../../src/server/http/handler.js';
 import { startHttpServer, type HttpServer } from '../../src/server/http/listener.js';
-import { silentLogger } from '../../src/server/logger.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
 import { createLeaf, createTestPki, ENVOY_SPIFFE, type TestPki } from '../fixtures/certs.js';
 import { recordingRuntime, send } from './support.js';
 

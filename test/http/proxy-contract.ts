@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHttpServer, type HttpServer } from '../../src/server/http/listener.js';
-import { silentLogger } from '../../src/server/logger.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
 import type { BinaryLookup } from '../support/external-binary.js';
 import { echoedHeader, freePort, startEcho, type Echoed, type EchoUpstream, type RunningProxy } from './proxies.js';
 import { recordingRuntime, send } from './support.js';

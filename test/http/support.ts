@@ -1,3 +1,4 @@
+import { validateConfig } from '../../src/config/load.js';
 import type { Decision } from '../../src/core/decision.js';
 import type { TokenIdentity } from '../../src/core/identity.js';
 import type { ReasonCode } from '../../src/core/reasons.js';
@@ -108,9 +109,10 @@ export function recordingRuntime(options: { serving?: boolean; fail?: boolean } 
     if (request.request.path.startsWith('/admin')) return deny('missing_role', GOOD_IDENTITY);
     return { ...base, kind: 'allow', reason: 'allowed', identity: GOOD_IDENTITY };
   };
+  const config = validateConfig({ entra: { tenants: ['11111111-2222-3333-4444-555555555555'], audiences: ['api://orders'] }, rules: [{ name: 'any' }] });
   const runtime: HttpRuntime = {
     current: () => ({
-      config: { entra: { tokenHeader: 'authorization' } },
+      config,
       limits: DEFAULT_REQUEST_LIMITS,
       check: async (request): Promise<ResponsePlan> => {
         seen.push(request);

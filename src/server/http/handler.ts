@@ -8,19 +8,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { toForwardAuthAnswer, type ForwardAuthAnswer } from '../../core/forward-auth-response.js';
 import { parseForwardAuthRequest } from '../../core/forward-auth.js';
 import { REASONS } from '../../core/reasons.js';
-import type { NormalizeResult, RequestLimits } from '../../core/request.js';
-import type { ResponsePlan } from '../../core/response.js';
-import type { Logger } from '../logger.js';
+import type { Runtime } from '../../runtime/compose.js';
+import type { Logger } from '../../telemetry/logger.js';
 
-/** What the adapter needs of the runtime (the composition root's runtime fits). */
-export interface HttpRuntime {
-  current(): {
-    readonly config: { readonly entra: { readonly tokenHeader: string } };
-    readonly limits: RequestLimits;
-    check(request: NormalizeResult): Promise<ResponsePlan>;
-  };
-  isServing(): boolean;
-}
+/** What the adapter needs of the runtime. */
+export type HttpRuntime = Pick<Runtime, 'current' | 'isServing'>;
 
 /** Paths answered on the HTTP listener itself, for the proxy's health checks. */
 export const PROBE_PATHS = { health: '/healthz', ready: '/readyz' } as const;

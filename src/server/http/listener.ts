@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { formatListen, parseListen } from '../../config/listen.js';
 import type { TlsListenerConfig } from '../../config/schema-mtls.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../../telemetry/logger.js';
 import { createClientAllowList, watchTlsMaterial, type TlsListenerOptions, type TlsMaterial, type TlsMaterialWatcher } from '../tls.js';
 import { createHttpHandler, UNPARSABLE_REQUEST, type HttpRuntime } from './handler.js';
 
