@@ -41,6 +41,9 @@ export interface RequestView {
   readonly requestId: string;
 }
 
+/** Which front door a check came through: Envoy's gRPC Check, or an HTTP authorization request. */
+export type CheckMode = 'grpc' | 'http';
+
 export interface RequestLimits {
   /** Largest single header value kept; a larger one makes the request malformed. */
   readonly maxHeaderBytes: number;

@@ -15,7 +15,7 @@ import type { Config } from '../config/schema.js';
 import type { DenyDecision } from '../core/decision.js';
 import type { PeerIdentity } from '../core/identity.js';
 import type { CheckOutcome } from '../core/outcome.js';
-import type { NormalizeResult, RequestLimits } from '../core/request.js';
+import type { CheckMode, NormalizeResult, RequestLimits } from '../core/request.js';
 import { headerStripping, planResponse, type PeerFacts, type ResponsePlan, type ResponseSettings } from '../core/response.js';
 import { createDecider, type Decider } from '../engine/decide.js';
 import { dryRunScope } from '../policy/compile.js';
@@ -51,10 +51,16 @@ export interface RuntimeSnapshot {
   /**
    * Decides a request the adapter normalised (or could not), records it, and plans the response.
    * Never rejects: anything unexpected becomes an `internal_error` deny and a log line.
-   *
-   * @param traceMetadata  transport metadata that may carry trace context (gRPC metadata map).
    */
-  check(request: NormalizeResult, traceMetadata?: GrpcMetadataMap): Promise<ResponsePlan>;
+  check(request: NormalizeResult, via?: CheckVia): Promise<ResponsePlan>;
+}
+
+/** How a check arrived, for telemetry. */
+export interface CheckVia {
+  /** The adapter's protocol: the `mode` of metrics, audit records and spans. Default `grpc`. */
+  readonly mode?: CheckMode;
+  /** Transport metadata that may carry trace context (gRPC metadata map). */
+  readonly traceMetadata?: GrpcMetadataMap;
 }
 
 export interface Runtime {
@@ -133,12 +139,12 @@ export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<
   };
 
   /** Fail closed: whatever went wrong, the caller gets an `internal_error` deny and the log one line. */
-  const failClosed = (err: unknown, span: CheckSpan, request: NormalizeResult, settings: ResponseSettings, started: number): ResponsePlan => {
+  const failClosed = (err: unknown, span: CheckSpan, request: NormalizeResult, settings: ResponseSettings, started: number, mode: CheckMode): ResponsePlan => {
     const decision: DenyDecision = { kind: 'deny', id: newId(), reason: 'internal_error', detail: 'unexpected error', rule: undefined, identity: undefined };
     // The error's name only: a library's message may quote its input.
     log.error({ decisionId: decision.id, error: err instanceof Error ? err.name : typeof err }, 'check failed unexpectedly; denied');
     try {
-      telemetry?.recordDecision({ span, outcome: { decision, request: request.ok ? request.request : undefined, outcomes: [] }, durationMs: performance.now() - started });
+      telemetry?.recordDecision({ span, outcome: { decision, request: request.ok ? request.request : undefined, outcomes: [] }, durationMs: performance.now() - started, mode });
     } catch {
       // Already logged above; the deny stands.
     }
@@ -152,16 +158,16 @@ export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<
   const snapshotOf = (parts: Parts): RuntimeSnapshot => ({
     config: parts.config,
     limits: parts.decider.limits,
-    async check(request, traceMetadata) {
+    async check(request, { mode = 'grpc', traceMetadata }: CheckVia = {}) {
       const started = performance.now();
       const span = checks.startCheckFrom(request.ok ? request.request.headers : NO_HEADERS, traceMetadata);
       try {
         const outcome: CheckOutcome = request.ok ? await parts.decider.decide(request.request, span) : parts.decider.unreadable(request.detail);
         const response = plan(outcome.decision, parts.settings, peerFacts(outcome.peer), outcome.request?.headers.keys());
-        telemetry?.recordDecision({ span, outcome, durationMs: performance.now() - started });
+        telemetry?.recordDecision({ span, outcome, durationMs: performance.now() - started, mode });
         return response;
       } catch (err) {
-        return failClosed(err, span, request, parts.settings, started);
+        return failClosed(err, span, request, parts.settings, started, mode);
       }
     },
   });

@@ -4,7 +4,7 @@ import type { PeerIdentity } from '../core/identity.js';
 import type { RequirementOutcome } from '../core/outcome.js';
 import type { ReasonCode } from '../core/reasons.js';
 import { redactJwts } from '../core/redact.js';
-import type { RequestView } from '../core/request.js';
+import type { CheckMode, RequestView } from '../core/request.js';
 
 /**
  * The audit log: one JSON line per decision, shaped for log pipelines and for humans reading an
@@ -29,6 +29,8 @@ export interface AuditRecord {
   readonly decision: Decision['kind'];
   readonly reason: ReasonCode;
   readonly rule: string | null;
+  /** `grpc` (Envoy's Check) or `http` (an HTTP authorization request). */
+  readonly mode: CheckMode;
   /** Dry-run: the request was allowed although enforcement would have denied it (see `wouldDeny`). */
   readonly dryRun: boolean;
   /** On a dry-run allow: the reason code enforcement would have denied with. */
@@ -88,6 +90,8 @@ export interface AuditInput {
   readonly tokenCacheHit?: boolean | undefined;
   /** Dry-run mode was on for this check; always true when the decision carries `dryRun`. */
   readonly dryRun?: boolean;
+  /** The front door the check came through. Default `grpc`. */
+  readonly mode?: CheckMode;
   readonly traceId?: string | undefined;
   readonly spanId?: string | undefined;
   readonly now: Date;
@@ -145,6 +149,7 @@ export function buildAuditRecord(input: AuditInput): AuditRecord {
     decision: decision.kind,
     reason: decision.reason,
     rule: opt(decision.rule),
+    mode: input.mode ?? 'grpc',
     dryRun: input.dryRun === true || decision.dryRun !== undefined,
     wouldDeny: decision.dryRun?.wouldDeny ?? null,
     detail: opt(decision.detail, MAX.detail),

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Decision } from '../core/decision.js';
+import type { CheckMode } from '../core/request.js';
 
 /**
  * Prometheus metrics, one non-global `Registry` per instance (tests create as many as they like;
@@ -62,8 +63,9 @@ export interface Metrics {
   /**
    * One finished check: its outcome and reason code, and how long it took (seconds). A dry-run
    * allow also counts in `entra_authz_dry_run_denials_total` under the reason it would have had.
+   * `mode` is the front door (gRPC Check or HTTP authorization request); default `grpc`.
    */
-  decision(decision: Decision, seconds: number): void;
+  decision(decision: Decision, seconds: number, mode?: CheckMode): void;
   /** One verified-token cache lookup. */
   cache(hit: boolean): void;
   /** One discovery or JWKS fetch and how long it took (seconds). */
@@ -93,8 +95,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 
   const decisions = new Counter({
     name: METRIC.decisions,
-    help: 'Check decisions by outcome (allow, deny, unavailable) and reason code.',
-    labelNames: ['decision', 'reason'] as const,
+    help: 'Check decisions by outcome (allow, deny, unavailable), reason code and mode (grpc, http).',
+    labelNames: ['decision', 'reason', 'mode'] as const,
     registers,
   });
   const dryRunDenials = new Counter({
@@ -105,8 +107,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   });
   const checkDuration = new Histogram({
     name: METRIC.checkDuration,
-    help: 'Time from receiving a Check to having its decision, in seconds, by outcome.',
-    labelNames: ['decision'] as const,
+    help: 'Time from receiving a Check to having its decision, in seconds, by outcome and mode (grpc, http).',
+    labelNames: ['decision', 'mode'] as const,
     buckets: [...CHECK_DURATION_BUCKETS],
     registers,
   });
@@ -210,19 +212,20 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 
   return {
     registry,
-    decision(decision, seconds) {
-      const key = `${decision.kind}\u0000${decision.reason}`;
+    decision(decision, seconds, mode = 'grpc') {
+      const key = `${decision.kind}\u0000${decision.reason}\u0000${mode}`;
       let child = decisionChildren.get(key);
       if (child === undefined) {
-        child = decisions.labels({ decision: decision.kind, reason: decision.reason });
+        child = decisions.labels({ decision: decision.kind, reason: decision.reason, mode });
         decisionChildren.set(key, child);
       }
       child.inc();
       if (decision.dryRun !== undefined) dryRunDenials.labels({ reason: decision.dryRun.wouldDeny }).inc();
-      let observer = durationChildren.get(decision.kind);
+      const durationKey = `${decision.kind}\u0000${mode}`;
+      let observer = durationChildren.get(durationKey);
       if (observer === undefined) {
-        observer = checkDuration.labels({ decision: decision.kind });
-        durationChildren.set(decision.kind, observer);
+        observer = checkDuration.labels({ decision: decision.kind, mode });
+        durationChildren.set(durationKey, observer);
       }
       if (Number.isFinite(seconds) && seconds >= 0) observer.observe(seconds);
     },

@@ -5,6 +5,7 @@ import { startAdminServer, type AdminServer, type AdminServerOptions } from './a
 import { buildAuditRecord, createAuditSink, type AuditSink, type AuditSinkTarget } from './audit.js';
 import { createMetrics, type KeyFetchKind, type KeyFetchResult, type Metrics } from './metrics.js';
 import { startTracing, type CheckSpan, type Env, type Tracing } from './tracing.js';
+import type { CheckMode } from '../core/request.js';
 
 /**
  * Composition of the telemetry parts, so the composition root and the Check handler wire all of
@@ -51,6 +52,8 @@ export interface RecordDecisionInput {
   readonly durationMs: number;
   /** Dry-run mode was on for this check; always true when the decision carries `dryRun`. */
   readonly dryRun?: boolean;
+  /** The front door the check came through. Default `grpc`. */
+  readonly mode?: CheckMode;
 }
 
 export interface Telemetry {
@@ -124,16 +127,16 @@ export async function startTelemetry(options: StartTelemetryOptions): Promise<Te
     get audit() {
       return audit;
     },
-    recordDecision({ span, outcome, durationMs, dryRun: dryRunMode }) {
+    recordDecision({ span, outcome, durationMs, dryRun: dryRunMode, mode = 'grpc' }) {
       const { decision, tokenCacheHit } = outcome;
       const dryRun = dryRunMode === true || decision.dryRun !== undefined;
       try {
-        span.end(decision, { cacheHit: tokenCacheHit ?? false, dryRun });
+        span.end(decision, { cacheHit: tokenCacheHit ?? false, dryRun, mode });
       } catch {
         // Tracing problems never affect the decision.
       }
       try {
-        metrics.decision(decision, durationMs / 1000);
+        metrics.decision(decision, durationMs / 1000, mode);
         if (tokenCacheHit !== undefined) metrics.cache(tokenCacheHit);
       } catch {
         // Idem for metrics.
@@ -145,6 +148,7 @@ export async function startTelemetry(options: StartTelemetryOptions): Promise<Te
             ...outcome,
             durationMs,
             dryRun,
+            mode,
             traceId: span.traceId,
             spanId: span.spanId,
             now: now(),

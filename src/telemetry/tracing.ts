@@ -33,6 +33,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import type { Decision } from '../core/decision.js';
+import type { CheckMode } from '../core/request.js';
 
 /**
  * Tracing for entra-authz: one SERVER span per Check whose parent is the *user request's* trace
@@ -70,6 +71,8 @@ export const ATTR = {
   tenantId: 'entra_authz.tenant_id',
   appId: 'entra_authz.app_id',
   cacheHit: 'entra_authz.cache_hit',
+  /** `grpc` (Envoy's Check) or `http` (an HTTP authorization request). */
+  mode: 'entra_authz.mode',
   dryRun: 'entra_authz.dry_run',
   /** On dry-run allows: the reason code enforcement would have denied with. */
   wouldDeny: 'entra_authz.would_deny',
@@ -215,6 +218,8 @@ export function traceHeadersOf(checkRequest: unknown): HeaderCarrier {
 /** What the Check handler knows at the end of a check besides the decision itself. */
 export interface CheckEndAttributes {
   readonly cacheHit?: boolean;
+  /** The front door the check came through. */
+  readonly mode?: CheckMode;
   /** Dry-run mode was on for this check; always true when the decision carries `dryRun`. */
   readonly dryRun?: boolean;
 }
@@ -346,6 +351,7 @@ class RecordingCheckSpan implements CheckSpan {
         span.setAttribute(ATTR.appId, decision.identity.appId);
       }
       if (attributes.cacheHit !== undefined) span.setAttribute(ATTR.cacheHit, attributes.cacheHit);
+      if (attributes.mode !== undefined) span.setAttribute(ATTR.mode, attributes.mode);
       span.setAttribute(ATTR.dryRun, attributes.dryRun === true || decision.dryRun !== undefined);
       if (decision.dryRun !== undefined) span.setAttribute(ATTR.wouldDeny, decision.dryRun.wouldDeny);
       // A deny is the service working as intended, not an error; "could not decide" is.

@@ -487,7 +487,7 @@ describe('admin endpoints of the real server', () => {
 // ---------------------------------------------------------------------------------------------
 
 const AUDIT_KEYS = [
-  'time', 'type', 'decisionId', 'decision', 'reason', 'rule', 'dryRun', 'wouldDeny', 'detail',
+  'time', 'type', 'decisionId', 'decision', 'reason', 'rule', 'mode', 'dryRun', 'wouldDeny', 'detail',
   'oid', 'tid', 'appId', 'tokenType', 'tokenVersion', 'roles', 'scopes', 'requirements', 'uti', 'tokenHash',
   'method', 'host', 'path', 'query', 'sourceAddress', 'sourcePort', 'peerPrincipal', 'peerCertFingerprint', 'requestId',
   'traceId', 'spanId', 'durationMs', 'cacheHit',

@@ -60,6 +60,7 @@ describe('audit record', () => {
       decision: 'allow',
       reason: 'allowed',
       rule: 'orders-read',
+      mode: 'grpc',
       dryRun: false,
       wouldDeny: null,
       detail: null,

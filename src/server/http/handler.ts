@@ -66,7 +66,7 @@ export function createHttpHandler(runtime: HttpRuntime, log: Logger) {
         snapshot.limits,
       );
       const tokenHeader = snapshot.config.entra.tokenHeader;
-      snapshot.check(parsed).then((plan) => {
+      snapshot.check(parsed, { mode: 'http' }).then((plan) => {
         try {
           writeAnswer(res, toForwardAuthAnswer(plan, parsed.shape, tokenHeader));
         } catch (err) {
