@@ -18,11 +18,17 @@ export const ENVOY_HEADERS_TO_REMOVE = 'x-envoy-auth-headers-to-remove';
 const NO_STORE: readonly [string, string] = ['cache-control', 'no-store'];
 
 /**
- * nginx `auth_request` turns any status other than 2xx, 401 and 403 into a 500 for the client, so
- * there every other deny is answered with 403 (the reason code stays in the body and the audit record).
+ * The status a deny is answered with. The reason code stays in the body and the audit record.
+ * - nginx `auth_request` turns any status other than 2xx, 401 and 403 into a 500: every other deny
+ *   is answered with 403.
+ * - Envoy's http_service treats a 5xx answer as an authorization *error*, which
+ *   `failure_mode_allow: true` turns into an allow: a deny (`internal_error` included) is never
+ *   answered with 5xx there. Only "cannot decide" (keys unavailable) is, like a failed gRPC Check.
  */
 function denyStatus(shape: ForwardAuthShape | undefined, status: number): number {
-  return shape === 'nginx' && status !== 401 && status !== 403 && status < 500 ? 403 : status;
+  if (shape === 'nginx') return status === 401 || status === 403 ? status : 403;
+  if (shape === 'envoy') return status >= 500 ? 403 : status;
+  return status;
 }
 
 /**

@@ -27,6 +27,12 @@ describeProxyContract(
     },
   },
   ({ get, lastSeen }) => {
+    it('fails closed when entra-authz cannot decide: its 503 is an error, and failure_mode_allow is false', async () => {
+      const reply = await get('/unavailable', [['Authorization', 'Bearer good']]);
+      expect(reply.status).toBe(403);
+      expect(reply.headers['x-upstream']).toBeUndefined();
+    });
+
     it('passes a deny through with its status, challenge and JSON body', async () => {
       const reply = await get('/orders');
       expect(reply.status).toBe(401);

@@ -46,6 +46,12 @@ describe('toForwardAuthAnswer', () => {
     expect(toForwardAuthAnswer(deny(400), 'nginx', 'authorization').status).toBe(403);
     expect(toForwardAuthAnswer(deny(400), 'envoy', 'authorization').status).toBe(400);
     expect(toForwardAuthAnswer(deny(401), 'nginx', 'authorization').status).toBe(401);
+    expect(toForwardAuthAnswer(deny(500), 'nginx', 'authorization').status).toBe(403);
+  });
+
+  it('never answers Envoy a deny with 5xx, which failure_mode_allow would turn into an allow', () => {
+    expect(toForwardAuthAnswer(deny(500), 'envoy', 'authorization').status).toBe(403);
+    expect(toForwardAuthAnswer(deny(500), 'forwarded', 'authorization').status).toBe(500);
   });
 
   it('answers 503 when signing keys are unavailable, so the proxy fails the request rather than allowing it', () => {

@@ -79,10 +79,10 @@ describe('HTTP authorization listener', () => {
     expect(next.status).toBe(200);
   });
 
-  it('denies with 500 internal_error when the runtime fails, never allowing', async () => {
+  it('denies with 403 internal_error when the runtime fails: neither an allow nor a 5xx a proxy may fail open on', async () => {
     const base = await start(recordingRuntime({ fail: true }).runtime);
-    const reply = await send(`${base}/nginx`, { headers: [...nginxHeaders('/orders'), ['Authorization', 'Bearer good']] });
-    expect(reply.status).toBe(500);
+    const reply = await send(`${base}/envoy/orders`, { headers: [['Authorization', 'Bearer good']] });
+    expect(reply.status).toBe(403);
     expect(JSON.parse(reply.body)).toMatchObject({ error: 'internal_error' });
   });
 

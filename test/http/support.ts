@@ -93,7 +93,7 @@ export const GOOD_IDENTITY: TokenIdentity = {
 /**
  * A stand-in for the runtime that records every request view the adapter hands it, with a fixed
  * policy: `/public…` is open, `/admin…` needs a role the good token lacks (403), everything else
- * needs exactly one `Authorization: Bearer good` (else 401). Real engine tests are in http-mode.test.ts.
+ * needs exactly one `Authorization: Bearer good` (else 401); `/unavailable…` cannot be decided (keys unavailable). Real engine tests are in http-mode.test.ts.
  */
 export function recordingRuntime(options: { serving?: boolean; fail?: boolean } = {}) {
   const seen: NormalizeResult[] = [];
@@ -102,6 +102,7 @@ export function recordingRuntime(options: { serving?: boolean; fail?: boolean } 
     const deny = (reason: ReasonCode, identity?: TokenIdentity): Decision => ({ ...base, kind: 'deny', reason, identity });
     if (!request.ok) return deny('request_malformed');
     if (request.request.path.startsWith('/public')) return { ...base, kind: 'allow', reason: 'allowed_anonymous' };
+    if (request.request.path.startsWith('/unavailable')) return { ...base, kind: 'unavailable', reason: 'keys_unavailable' };
     const auth = request.request.headers.get('authorization');
     if (auth === undefined) return deny('token_missing');
     if (auth.length !== 1) return deny('token_multiple');

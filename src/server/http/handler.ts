@@ -19,9 +19,12 @@ export const PROBE_PATHS = { health: '/healthz', ready: '/readyz' } as const;
 
 const json = (body: Record<string, string>): string => JSON.stringify(body);
 
-/** Answer when even building an answer failed: a deny, never a 2xx. */
+/**
+ * Answer when even building an answer failed: a deny, never a 2xx, and never a 5xx either (which
+ * Envoy's `failure_mode_allow` could turn into an allow).
+ */
 const LAST_RESORT: ForwardAuthAnswer = {
-  status: REASONS.internal_error.httpStatus,
+  status: 403,
   headers: [['content-type', 'application/json'], ['cache-control', 'no-store']],
   body: json({ error: 'internal_error', message: REASONS.internal_error.message }),
 };
