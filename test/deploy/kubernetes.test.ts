@@ -140,7 +140,7 @@ describe('deploy/kubernetes', () => {
 
 describe('deploy/istio', () => {
   const istio = docsOf(ISTIO);
-  const mesh = obj(obj(find(istio, 'IstioOperator')['spec'])['meshConfig']);
+  const mesh = obj(obj(find(istio, 'IstioOperator', 'entra-authz-mesh')['spec'])['meshConfig']);
   const providers = arr(mesh['extensionProviders']).map(obj);
   const authzProvider = providers.find((p) => p['envoyExtAuthzGrpc'] !== undefined) as Obj;
   const grpc = obj(authzProvider['envoyExtAuthzGrpc']);
