@@ -35,7 +35,14 @@ describeProxyContract(
       return runProxy(binary, ['-p', '{dir}', '-c', '{dir}/nginx.conf', '-g', 'daemon off;'], { 'nginx.conf': mainConfig, 'entra-authz.conf': site }, port);
     },
   },
-  ({ get }) => {
+  ({ get, lastSeen }) => {
+    it('refuses a repeated Authorization header with 400 itself, before asking entra-authz', async () => {
+      const before = lastSeen();
+      const reply = await get('/orders', [['Authorization', 'Bearer good'], ['Authorization', 'Bearer other']]);
+      expect(reply.status).toBe(400);
+      expect(lastSeen()).toBe(before);
+    });
+
     it('sends exactly one challenge on 401 (the 403 one is added by the config)', async () => {
       const reply = await get('/orders');
       expect(String(reply.headers['www-authenticate']).match(/Bearer /g)).toHaveLength(1);
