@@ -1,3 +1,4 @@
+import { normalizePath } from './path.js';
 import { DEFAULT_REQUEST_LIMITS, type PeerView, type RequestLimits, type RequestView } from './request.js';
 
 /**
@@ -164,6 +165,9 @@ export function parseForwardAuthRequest(req: ForwardAuthRequest, limits: Request
   if (scheme !== '' && !PROTO.test(scheme)) return fail(`the original scheme ${quoted(scheme)} is not http or https`);
 
   const q = uri.indexOf('?');
+  const path = q === -1 ? uri : uri.slice(0, q);
+  // Normalized as for a CheckRequest, so rules see the same path whichever door the request took.
+  const normalized = normalizePath(path);
   return {
     ok: true,
     shape,
@@ -171,7 +175,8 @@ export function parseForwardAuthRequest(req: ForwardAuthRequest, limits: Request
       envoyId: '',
       method: method.toUpperCase(),
       host: host.toLowerCase(),
-      path: q === -1 ? uri : uri.slice(0, q),
+      path: normalized.ok ? normalized.path : path,
+      pathProblem: normalized.ok ? '' : normalized.problem,
       query: q === -1 ? '' : uri.slice(q + 1),
       scheme,
       protocol: req.protocol,

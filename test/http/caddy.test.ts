@@ -26,7 +26,7 @@ describeProxyContract(
 
     it('hands both lines of a repeated Authorization header to entra-authz, which refuses them', async () => {
       const reply = await get('/orders', [['Authorization', 'Bearer good'], ['Authorization', 'Bearer other']]);
-      expect(reply.status).toBe(401);
+      expect(reply.status).toBe(400);
       const seen = lastSeen();
       expect(seen?.ok && seen.request.headers.get('authorization')).toEqual(['Bearer good', 'Bearer other']);
     });

@@ -58,7 +58,8 @@ describeProxyContract(
 
     it('hands entra-authz a repeated Authorization header joined into one value, which it refuses', async () => {
       const reply = await get('/orders', [['Authorization', 'Bearer good'], ['Authorization', 'Bearer other']]);
-      expect(reply.status).toBe(401);
+      expect(reply.status).toBe(400);
+      expect(JSON.parse(reply.body)).toMatchObject({ error: 'token_multiple' });
       const seen = lastSeen();
       // Envoy joins the two lines into one value; the token reader refuses the comma (token_multiple).
       expect(seen?.ok && seen.request.headers.get('authorization')).toEqual(['Bearer good,Bearer other']);

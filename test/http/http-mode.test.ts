@@ -77,9 +77,10 @@ describe('HTTP authorization mode', () => {
     expect(JSON.parse(reply.body)).toMatchObject({ error: 'token_expired' });
   });
 
-  it('denies with 401 token_multiple when two Authorization headers arrive', async () => {
+  it('denies with 400 token_multiple and an invalid_request challenge when two Authorization headers arrive', async () => {
     const reply = await forwarded('/orders', [await bearer(reader.clientId), await bearer(writer.clientId)]);
-    expect(reply.status).toBe(401);
+    expect(reply.status).toBe(400);
+    expect(reply.headers['www-authenticate']).toMatch(/error="invalid_request"/);
     expect(JSON.parse(reply.body)).toMatchObject({ error: 'token_multiple' });
   });
 

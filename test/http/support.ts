@@ -1,9 +1,11 @@
+import { extractToken } from '../../src/authn/bearer.js';
 import { validateConfig } from '../../src/config/load.js';
 import type { Decision } from '../../src/core/decision.js';
 import type { TokenIdentity } from '../../src/core/identity.js';
 import type { ReasonCode } from '../../src/core/reasons.js';
 import { DEFAULT_REQUEST_LIMITS, type NormalizeResult } from '../../src/core/request.js';
-import { planResponse, type ResponsePlan, type ResponseSettings } from '../../src/core/response.js';
+import { planResponse, type ResponsePlan } from '../../src/core/response.js';
+import { responseSettings } from '../../src/runtime/compose.js';
 import type { HttpRuntime } from '../../src/server/http/handler.js';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
@@ -54,23 +56,6 @@ export function send(
   });
 }
 
-const settings: ResponseSettings = {
-  identityHeaders: {
-    oid: 'x-entra-oid',
-    tid: 'x-entra-tid',
-    appId: 'x-entra-app-id',
-    roles: 'x-entra-roles',
-    scopes: 'x-entra-scopes',
-    tokenType: 'x-entra-token-type',
-    decisionId: 'x-entra-decision-id',
-    peerPrincipal: 'x-entra-peer-principal',
-    peerFingerprint: 'x-entra-peer-fingerprint',
-  },
-  tokenHeader: 'authorization',
-  removeTokenHeader: false,
-  realm: 'orders',
-  authorizationUri: 'https://login.microsoftonline.com/t/oauth2/authorize',
-};
 
 export const GOOD_IDENTITY: TokenIdentity = {
   version: '2.0',
@@ -93,7 +78,7 @@ export const GOOD_IDENTITY: TokenIdentity = {
 /**
  * A stand-in for the runtime that records every request view the adapter hands it, with a fixed
  * policy: `/public…` is open, `/admin…` needs a role the good token lacks (403), everything else
- * needs exactly one `Authorization: Bearer good` (else 401); `/unavailable…` cannot be decided (keys unavailable). Real engine tests are in http-mode.test.ts.
+ * needs exactly one `Authorization: Bearer good` (read by the real token reader; else 401, or 400 for several); `/unavailable…` cannot be decided (keys unavailable). Real engine tests are in http-mode.test.ts.
  */
 export function recordingRuntime(options: { serving?: boolean; fail?: boolean } = {}) {
   const seen: NormalizeResult[] = [];
@@ -103,14 +88,19 @@ export function recordingRuntime(options: { serving?: boolean; fail?: boolean } 
     if (!request.ok) return deny('request_malformed');
     if (request.request.path.startsWith('/public')) return { ...base, kind: 'allow', reason: 'allowed_anonymous' };
     if (request.request.path.startsWith('/unavailable')) return { ...base, kind: 'unavailable', reason: 'keys_unavailable' };
-    const auth = request.request.headers.get('authorization');
-    if (auth === undefined) return deny('token_missing');
-    if (auth.length !== 1) return deny('token_multiple');
-    if (auth[0] !== 'Bearer good') return deny('token_signature_invalid');
+    const credential = extractToken(request.request, 'authorization');
+    if (credential.kind === 'none') return deny('token_missing');
+    if (credential.kind === 'invalid') return deny(credential.reason);
+    if (credential.token !== 'good') return deny('token_signature_invalid');
     if (request.request.path.startsWith('/admin')) return deny('missing_role', GOOD_IDENTITY);
     return { ...base, kind: 'allow', reason: 'allowed', identity: GOOD_IDENTITY };
   };
-  const config = validateConfig({ entra: { tenants: ['11111111-2222-3333-4444-555555555555'], audiences: ['api://orders'] }, rules: [{ name: 'any' }] });
+  const config = validateConfig({
+    entra: { tenants: ['11111111-2222-3333-4444-555555555555'], audiences: ['api://orders'] },
+    rules: [{ name: 'any' }],
+    response: { realm: 'orders' },
+  });
+  const settings = responseSettings(config);
   const runtime: HttpRuntime = {
     current: () => ({
       config,
@@ -118,7 +108,7 @@ export function recordingRuntime(options: { serving?: boolean; fail?: boolean } 
       check: async (request): Promise<ResponsePlan> => {
         seen.push(request);
         if (options.fail) throw new Error('boom');
-        return planResponse(decide(request), settings);
+        return planResponse(decide(request), settings, undefined, request.ok ? request.request.headers.keys() : undefined);
       },
     }),
     isServing: () => options.serving ?? true,
