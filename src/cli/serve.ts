@@ -13,7 +13,6 @@ export async function startService(config: Config, log: Logger): Promise<{ app: 
   let app: RunningApp | undefined;
   const telemetry = await startTelemetry({
     config: config.telemetry,
-    env: process.env,
     serviceName: SERVICE_NAME,
     isReady: () => {
       if (app?.isServing()) return { ready: true };

@@ -25,8 +25,8 @@ import type { Telemetry } from '../telemetry/telemetry.js';
 import { NOOP_CHECK_TRACER, type CheckSpan, type GrpcMetadataMap } from '../telemetry/tracing.js';
 import { loadPeerSettings } from './peer-settings.js';
 
-/** The parts of telemetry the runtime feeds; `Telemetry` fits. */
-export type RuntimeTelemetry = Pick<Telemetry, 'checks' | 'recordDecision' | 'onKeyFetch'> & {
+/** The parts of telemetry the runtime feeds; `Telemetry` fits. Without `traceKeyFetches`, key fetches get no spans. */
+export type RuntimeTelemetry = Pick<Telemetry, 'checks' | 'recordDecision' | 'onKeyFetch'> & Partial<Pick<Telemetry, 'traceKeyFetches'>> & {
   readonly metrics: Pick<Metrics, 'observeKeySets' | 'observeDryRun'>;
 };
 
@@ -121,6 +121,7 @@ export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<
     createKeyStore({
       config: cfg.entra,
       ...(deps.fetch ? { fetch: deps.fetch } : {}),
+      ...(telemetry?.traceKeyFetches ? { wrapFetch: telemetry.traceKeyFetches } : {}),
       now,
       checkDeadlineMs: cfg.server.checkDeadlineMs,
       log: ({ level, msg, ...fields }) => log[level](fields, msg),

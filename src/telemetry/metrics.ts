@@ -1,13 +1,15 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Decision } from '../core/decision.js';
 import type { CheckMode } from '../core/request.js';
+import { REASONS } from '../core/reasons.js';
 
 /**
  * Prometheus metrics, one non-global `Registry` per instance (tests create as many as they like;
  * nothing is registered on prom-client's default registry). Served by `startAdminServer`.
  *
- * Every label value comes from a closed set — decision kinds, reason codes, fixed result words,
- * configured tenant GUIDs — never from request input, so cardinality stays bounded.
+ * Every label value comes from a closed set — decision kinds, reason codes, rule names and tenant
+ * GUIDs from the configuration, fixed result words — never from request input, so cardinality
+ * stays bounded.
  */
 
 /** Seconds. From 50 µs (a verified-token cache hit) to 2.5 s (a check stuck behind a key fetch). */
@@ -20,6 +22,8 @@ export const KEY_FETCH_DURATION_BUCKETS: readonly number[] = [0.01, 0.025, 0.05,
 
 export const METRIC = {
   decisions: 'entra_authz_decisions_total',
+  grpcStatus: 'entra_authz_grpc_status_total',
+  buildInfo: 'entra_authz_build_info',
   dryRunDenials: 'entra_authz_dry_run_denials_total',
   dryRunActive: 'entra_authz_dry_run_active',
   checkDuration: 'entra_authz_check_duration_seconds',
@@ -56,14 +60,17 @@ export interface MetricsOptions {
   readonly processMetrics?: boolean;
   /** Clock for the last-successful-reload timestamp (milliseconds since the epoch). */
   readonly now?: () => number;
+  /** The `version` label of `entra_authz_build_info`. Default `unknown`. */
+  readonly version?: string;
 }
 
 export interface Metrics {
   readonly registry: Registry;
   /**
-   * One finished check: its outcome and reason code, and how long it took (seconds). A dry-run
-   * allow also counts in `entra_authz_dry_run_denials_total` under the reason it would have had.
-   * `mode` is the front door (gRPC Check or HTTP authorization request); default `grpc`.
+   * One finished check: its outcome, reason code, rule, the gRPC status Envoy received (gRPC mode
+   * only) and how long it took (seconds). A dry-run allow also counts in
+   * `entra_authz_dry_run_denials_total` under the reason it would have had. `mode` is the front
+   * door (gRPC Check or HTTP authorization request); default `grpc`.
    */
   decision(decision: Decision, seconds: number, mode?: CheckMode): void;
   /** One verified-token cache lookup. */
@@ -95,16 +102,30 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 
   const decisions = new Counter({
     name: METRIC.decisions,
-    help: 'Check decisions by outcome (allow, deny, unavailable), reason code and mode (grpc, http).',
-    labelNames: ['decision', 'reason', 'mode'] as const,
+    help: 'Check decisions by outcome (allow, deny, unavailable), reason code, the rule that decided (empty when none matched) and mode (grpc, http).',
+    labelNames: ['decision', 'reason', 'rule', 'mode'] as const,
+    registers,
+  });
+  const grpcStatus = new Counter({
+    name: METRIC.grpcStatus,
+    help: 'gRPC-mode checks by the gRPC status Envoy received: CheckResponse.status of an answered check, or the RPC status when it failed (14).',
+    labelNames: ['grpc_code'] as const,
     registers,
   });
   const dryRunDenials = new Counter({
     name: METRIC.dryRunDenials,
-    help: 'Denials that dry-run turned into allows, by the reason code enforcement would have given.',
-    labelNames: ['reason'] as const,
+    help: 'Denials that dry-run turned into allows, by the reason code enforcement would have given and the rule.',
+    labelNames: ['reason', 'rule'] as const,
     registers,
   });
+  new Gauge({
+    name: METRIC.buildInfo,
+    help: 'Always 1; labels carry the entra-authz version and the Node.js version running it.',
+    labelNames: ['version', 'node_version'] as const,
+    registers,
+  })
+    .labels({ version: options.version ?? 'unknown', node_version: process.version })
+    .set(1);
   const checkDuration = new Histogram({
     name: METRIC.checkDuration,
     help: 'Time from receiving a Check to having its decision, in seconds, by outcome and mode (grpc, http).',
@@ -202,32 +223,28 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
 
-  // Bound label children, cached: the hot path (one decision per check) skips label hashing.
-  type Child = { inc(n?: number): void };
-  type Observer = { observe(v: number): void };
-  const decisionChildren = new Map<string, Child>();
-  const durationChildren = new Map<string, Observer>();
   const cacheHit = cacheLookups.labels({ result: 'hit' });
   const cacheMiss = cacheLookups.labels({ result: 'miss' });
+  // Bound label children, cached: the hot path (one decision per check) skips label hashing.
+  const decisionChild = memoize((key: string) => {
+    const [decision = '', reason = '', rule = '', mode = ''] = key.split('\u0000');
+    return decisions.labels({ decision, reason, rule, mode });
+  });
+  const grpcChild = memoize((code: number) => grpcStatus.labels({ grpc_code: String(code) }));
+  const durationChild = memoize((key: string) => {
+    const [decision = '', mode = ''] = key.split('\u0000');
+    return checkDuration.labels({ decision, mode });
+  });
 
   return {
     registry,
     decision(decision, seconds, mode = 'grpc') {
-      const key = `${decision.kind}\u0000${decision.reason}\u0000${mode}`;
-      let child = decisionChildren.get(key);
-      if (child === undefined) {
-        child = decisions.labels({ decision: decision.kind, reason: decision.reason, mode });
-        decisionChildren.set(key, child);
-      }
-      child.inc();
-      if (decision.dryRun !== undefined) dryRunDenials.labels({ reason: decision.dryRun.wouldDeny }).inc();
-      const durationKey = `${decision.kind}\u0000${mode}`;
-      let observer = durationChildren.get(durationKey);
-      if (observer === undefined) {
-        observer = checkDuration.labels({ decision: decision.kind, mode });
-        durationChildren.set(durationKey, observer);
-      }
-      if (Number.isFinite(seconds) && seconds >= 0) observer.observe(seconds);
+      const rule = decision.rule ?? '';
+      decisionChild(`${decision.kind}\u0000${decision.reason}\u0000${rule}\u0000${mode}`).inc();
+      // The reason table holds each code's gRPC status, the RPC failure (UNAVAILABLE) included.
+      if (mode === 'grpc') grpcChild(REASONS[decision.reason].grpcCode).inc();
+      if (decision.dryRun !== undefined) dryRunDenials.labels({ reason: decision.dryRun.wouldDeny, rule }).inc();
+      if (Number.isFinite(seconds) && seconds >= 0) durationChild(`${decision.kind}\u0000${mode}`).observe(seconds);
     },
     cache(hit) {
       (hit ? cacheHit : cacheMiss).inc();
@@ -253,5 +270,14 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     auditDropped(n = 1) {
       if (n > 0) auditDropped.inc(n);
     },
+  };
+}
+
+function memoize<K, V>(make: (key: K) => V): (key: K) => V {
+  const cache = new Map<K, V>();
+  return (key) => {
+    let value = cache.get(key);
+    if (value === undefined) cache.set(key, (value = make(key)));
+    return value;
   };
 }

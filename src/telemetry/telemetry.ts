@@ -4,18 +4,21 @@ import type { CheckOutcome } from '../core/outcome.js';
 import { startAdminServer, type AdminServer, type AdminServerOptions } from './admin.js';
 import { buildAuditRecord, createAuditSink, type AuditSink, type AuditSinkTarget } from './audit.js';
 import { createMetrics, type KeyFetchKind, type KeyFetchResult, type Metrics } from './metrics.js';
-import { startTracing, type CheckSpan, type Env, type Tracing } from './tracing.js';
 import type { CheckMode } from '../core/request.js';
+import type { CheckSpan } from './check-span.js';
+import { packageVersion } from './package-version.js';
+import { startTracing, type Tracing } from './tracing.js';
 
 /**
  * Composition of the telemetry parts, so the composition root and the Check handler wire all of
  * it in a few lines:
  *
  * ```ts
- * const telemetry = await startTelemetry({ config: config.telemetry, env: process.env,
+ * const telemetry = await startTelemetry({ config: config.telemetry,
  *   serviceName: 'entra-authz', isReady: () => app.isServing(), onWarning: (m) => log.warn(m) });
+ * // key store: createKeyStore({ …, fetch: telemetry.traceKeyFetches(fetch), onFetch: telemetry.onKeyFetch });
+ * // metrics.observeKeySets(() => keys.stats())
  * // per Check, in the handler:
- * // key store: createKeyStore({ …, onFetch: telemetry.onKeyFetch }); metrics.observeKeySets(() => keys.stats())
  * const span = telemetry.checks.startCheckFrom(view.headers, call.metadata.getMap());
  * const outcome = await decider.decide(view, span);        // CheckSpan is a PhaseTracer
  * telemetry.recordDecision({ span, outcome, durationMs });
@@ -26,9 +29,8 @@ import type { CheckMode } from '../core/request.js';
 
 export interface StartTelemetryOptions {
   readonly config: TelemetryConfig;
-  /** Where `OTEL_*` variables are read from; normally `process.env`. */
-  readonly env: Env;
   readonly serviceName: string;
+  /** `service.version` and the build-info metric; default: the version in package.json. */
   readonly serviceVersion?: string;
   readonly isReady: AdminServerOptions['isReady'];
   /** Tracing warnings (ignored OTEL_* values) and span export failures, one message each. */
@@ -59,6 +61,8 @@ export interface RecordDecisionInput {
 export interface Telemetry {
   readonly tracing: Tracing;
   readonly checks: Tracing['checks'];
+  /** The key store's `fetch`, each request a `keys.fetch` span (see `Tracing.traceKeyFetches`). */
+  readonly traceKeyFetches: Tracing['traceKeyFetches'];
   readonly metrics: Metrics;
   readonly admin: AdminServer;
   /** The current audit sink (replaced by `setAuditConfig`). */
@@ -69,8 +73,8 @@ export interface Telemetry {
    */
   recordDecision(input: RecordDecisionInput): void;
   /**
-   * Feed the key store's `onFetch` here: counts the fetch and records it as a `keys.fetch` span
-   * (a child of the check phase that waited for it, if any).
+   * Feed the key store's `onFetch` here: counts the fetch (its span comes from
+   * `traceKeyFetches`).
    */
   onKeyFetch(kind: KeyFetchKind, result: KeyFetchResult, ms: number): void;
   /** Applies a reloaded `telemetry.audit` section (a new sink when the target changed). */
@@ -88,16 +92,9 @@ export async function startTelemetry(options: StartTelemetryOptions): Promise<Te
   const warn = options.onWarning ?? (() => undefined);
   const now = options.now ?? (() => new Date());
 
-  const tracing = startTracing({
-    env: options.env,
-    serviceName: options.serviceName,
-    serviceVersion: options.serviceVersion,
-    spanProcessors: options.spanProcessors,
-    onExportError: (err) => warn(`span export failed: ${err.message}`),
-  });
-  for (const w of tracing.settings.warnings) warn(w);
-
-  const metrics = createMetrics({ processMetrics: options.processMetrics });
+  const version = options.serviceVersion ?? packageVersion();
+  const tracing = startTracing({ serviceName: options.serviceName, serviceVersion: version, spanProcessors: options.spanProcessors, onWarning: warn });
+  const metrics = createMetrics({ processMetrics: options.processMetrics, version });
 
   let auditConfig = options.config.audit;
   const makeSink = (audit: AuditConfig, target?: AuditSinkTarget): AuditSink =>
@@ -122,6 +119,7 @@ export async function startTelemetry(options: StartTelemetryOptions): Promise<Te
   return {
     tracing,
     checks: tracing.checks,
+    traceKeyFetches: tracing.traceKeyFetches,
     metrics,
     admin,
     get audit() {
@@ -165,7 +163,6 @@ export async function startTelemetry(options: StartTelemetryOptions): Promise<Te
       } catch {
         // Telemetry never disturbs the key store.
       }
-      tracing.recordKeyFetch(kind, result, ms);
     },
     async setAuditConfig(next) {
       const sameTarget = JSON.stringify(auditTarget(next)) === JSON.stringify(auditTarget(auditConfig));

@@ -24,7 +24,6 @@ describe('HTTP authorization mode telemetry', () => {
   beforeAll(async () => {
     telemetry = await startTelemetry({
       config: telemetrySchema.parse({ admin: { listen: '127.0.0.1:0' } }),
-      env: {},
       serviceName: SERVICE_NAME,
       isReady: () => true,
       spanProcessors: [new SimpleSpanProcessor(exporter)],

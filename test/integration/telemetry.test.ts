@@ -68,7 +68,6 @@ async function startObserved(opts: HarnessOptions = {}): Promise<Observed> {
   const started: { app?: RunningApp } = {};
   const telemetry = await startTelemetry({
     config: telemetrySchema.parse({ admin: { listen: '127.0.0.1:0' } }),
-    env: {},
     serviceName: SERVICE_NAME,
     isReady: () => started.app?.isServing() ?? false,
     onWarning: (m) => log.warn(m),
@@ -385,7 +384,7 @@ describe('admin endpoints of the real server', () => {
     o = undefined;
   });
 
-  it('counts decisions by outcome and reason, times them and reports key fetches and loaded keys on /metrics', async () => {
+  it('counts decisions by outcome, reason and rule, and gRPC statuses, times them and reports key fetches and loaded keys on /metrics', async () => {
     o = await startObserved();
     await o.h.waitServing();
     const h = o.h;
@@ -405,14 +404,17 @@ describe('admin endpoints of the real server', () => {
     const samples = parsePrometheus(res.body);
 
     const decisions = samples.filter((s) => s.name === METRIC.decisions);
-    expect(decisions.map((s) => [s.labels['decision'], s.labels['reason'], s.value]).sort()).toEqual(
+    expect(decisions.map((s) => [s.labels['decision'], s.labels['reason'], s.labels['rule'], s.value]).sort()).toEqual(
       [
-        ['allow', 'allowed', 4],
-        ['deny', 'missing_role', 1],
-        ['deny', 'token_expired', 1],
-        ['deny', 'token_missing', 2],
+        ['allow', 'allowed', 'orders-read', 3],
+        ['allow', 'allowed', 'orders-write', 1],
+        ['deny', 'missing_role', 'orders-write', 1],
+        ['deny', 'token_expired', 'orders-read', 1],
+        ['deny', 'token_missing', 'orders-read', 2],
       ].sort(),
     );
+    const statuses = samples.filter((s) => s.name === METRIC.grpcStatus);
+    expect(statuses.map((s) => [s.labels['grpc_code'], s.value]).sort()).toEqual([['0', 4], ['16', 3], ['7', 1]].sort());
 
     const histogram = METRIC.checkDuration;
     expect(value(samples, `${histogram}_count`, { decision: 'allow' })).toBe(4);

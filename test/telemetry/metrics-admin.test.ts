@@ -102,6 +102,37 @@ describe('/metrics', () => {
     expect(findSample(samples, METRIC.configReloads, { result: 'failure' })?.value).toBe(0);
   });
 
+  it('labels decisions with the rule that decided, and no rule when none matched', async () => {
+    const m = createMetrics({ processMetrics: false });
+    m.decision(allow(), 0.001);
+    m.decision(deny(), 0.001);
+    m.decision(deny({ reason: 'no_matching_rule', rule: undefined, identity: undefined }), 0.001);
+    m.decision(allow({ dryRun: { wouldDeny: 'missing_role', detail: '' } }), 0.001);
+    const samples = parsePrometheus(await m.registry.metrics());
+    expect(findSample(samples, METRIC.decisions, { decision: 'allow', rule: 'orders-read' })?.value).toBe(2);
+    expect(findSample(samples, METRIC.decisions, { decision: 'deny', reason: 'missing_role', rule: 'orders-write' })?.value).toBe(1);
+    expect(findSample(samples, METRIC.decisions, { reason: 'no_matching_rule' })?.labels['rule']).toBe('');
+    expect(findSample(samples, METRIC.dryRunDenials, { reason: 'missing_role', rule: 'orders-read' })?.value).toBe(1);
+  });
+
+  it("counts the gRPC status Envoy receives: the CheckResponse's for answered checks, UNAVAILABLE when the RPC fails", async () => {
+    const m = createMetrics({ processMetrics: false });
+    m.decision(allow(), 0.001);
+    m.decision(deny(), 0.001);
+    m.decision(deny({ reason: 'token_expired', identity: undefined }), 0.001);
+    m.decision(deny({ reason: 'token_missing', identity: undefined }), 0.001);
+    m.decision(deny({ kind: 'unavailable', reason: 'keys_unavailable', identity: undefined }), 0.001);
+    const samples = parsePrometheus(await m.registry.metrics());
+    const count = (code: string) => findSample(samples, METRIC.grpcStatus, { grpc_code: code })?.value;
+    expect([count('0'), count('7'), count('16'), count('14')]).toEqual([1, 1, 2, 1]);
+  });
+
+  it('publishes the version and the Node.js version as build info', async () => {
+    const text = await createMetrics({ processMetrics: false, version: '1.2.3' }).registry.metrics();
+    const [info] = parsePrometheus(text).filter((s) => s.name === METRIC.buildInfo);
+    expect(info).toEqual({ name: METRIC.buildInfo, labels: { version: '1.2.3', node_version: process.version }, value: 1 });
+  });
+
   it('keeps instances apart: each has its own registry', () => {
     const a = createMetrics({ processMetrics: false });
     const b = createMetrics({ processMetrics: false });

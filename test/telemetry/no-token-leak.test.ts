@@ -3,12 +3,13 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { buildAuditRecord, createAuditSink } from '../../src/telemetry/audit.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { startAdminServer } from '../../src/telemetry/admin.js';
 import { PHASE, startTracing } from '../../src/telemetry/tracing.js';
+import { otelEnv } from './otel-env.js';
 import { allow, deny, httpGet, requestView } from './fixtures.js';
 
 // A token-shaped secret: header.payload.signature, each part distinctive enough to search for.
@@ -19,6 +20,10 @@ const TOKEN = `${HEADER}.${PAYLOAD}.${SIGNATURE}`;
 const COOKIE_SECRET = 'sessioncookie_leakcanary_0123456789';
 
 const NEEDLES = [TOKEN, HEADER, PAYLOAD, SIGNATURE, COOKIE_SECRET, 'leakcanary'];
+
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
 
 describe('no token text in telemetry', () => {
   it('keeps the Authorization, Cookie and query token out of audit lines, spans, exported traces and metrics', async () => {
@@ -46,11 +51,11 @@ describe('no token text in telemetry', () => {
     });
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     const memory = new InMemorySpanExporter();
+    otelEnv({
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+    });
     const tracing = startTracing({
-      env: {
-        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`,
-        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-      },
       serviceName: 'entra-authz',
       spanProcessors: [new SimpleSpanProcessor(memory)],
     });

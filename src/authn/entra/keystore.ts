@@ -71,6 +71,8 @@ export interface KeyStoreDeps {
   readonly config: EntraConfig;
   /** Default: undici's fetch with connect, header and body timeouts of `keys.fetchTimeoutMs`. */
   readonly fetch?: typeof globalThis.fetch;
+  /** Wraps whichever fetch is used, the given one or the default (telemetry traces each request). */
+  readonly wrapFetch?: (fetch: typeof globalThis.fetch) => typeof globalThis.fetch;
   /** Wall clock in milliseconds. */
   readonly now: () => number;
   /**
@@ -212,7 +214,8 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
   const authorityProtocol = new URL(config.authority).protocol;
   const jwksBudget = createFetchBudget(config.keys.maxJwksFetchesPerMinute, now);
   const ownClient = deps.fetch ? undefined : createEntraHttpClient(fetchTimeoutMs);
-  const fetch = deps.fetch ?? (ownClient as NonNullable<typeof ownClient>).fetch;
+  const baseFetch = deps.fetch ?? (ownClient as NonNullable<typeof ownClient>).fetch;
+  const fetch = deps.wrapFetch ? deps.wrapFetch(baseFetch) : baseFetch;
   const stopController = new AbortController();
 
   const sets = new Map<string, KeySet>();
