@@ -97,6 +97,12 @@ describe('OTEL_PROPAGATORS', () => {
     expect(parent({ b3: `${B3_TRACE}-${B3_SPAN}-1` }, {}, { OTEL_PROPAGATORS: 'tracecontext' })).toBe(ROOT_CONTEXT);
   });
 
+  it('lets the format listed last win when a request carries several', () => {
+    const both = { traceparent: TRACEPARENT, b3: `${B3_TRACE}-${B3_SPAN}-1` };
+    expect(parentOf(parent(both, {}, { OTEL_PROPAGATORS: 'tracecontext,b3' }))?.traceId).toBe(B3_TRACE);
+    expect(parentOf(parent(both, {}, { OTEL_PROPAGATORS: 'b3,tracecontext' }))?.traceId).toBe(TRACE_ID);
+  });
+
   it('none starts every check in a new trace', () => {
     expect(parent({ traceparent: TRACEPARENT }, {}, { OTEL_PROPAGATORS: 'none' })).toBe(ROOT_CONTEXT);
   });
