@@ -1,11 +1,5 @@
 import { SpanKind, SpanStatusCode, type Context, type Tracer } from '@opentelemetry/api';
-import {
-  ATTR_HTTP_REQUEST_METHOD,
-  ATTR_HTTP_RESPONSE_STATUS_CODE,
-  ATTR_SERVER_ADDRESS,
-  ATTR_SERVER_PORT,
-  ATTR_URL_FULL,
-} from '@opentelemetry/semantic-conventions';
+import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_URL_FULL } from '@opentelemetry/semantic-conventions';
 import { errorName } from './check-span.js';
 import { ATTR, PHASE } from './trace-names.js';
 
@@ -19,8 +13,6 @@ export function redactedUrl(url: URL): string {
   for (const name of new Set(out.searchParams.keys())) out.searchParams.set(name, 'REDACTED');
   return out.href;
 }
-
-const DEFAULT_PORTS: Readonly<Record<string, number>> = { 'http:': 80, 'https:': 443 };
 
 /**
  * Wraps the key store's `fetch` so that every discovery or JWKS request becomes a `keys.fetch`
@@ -40,7 +32,7 @@ export function traceKeyFetches(fetch: Fetch, tracer: Tracer, parent: () => Cont
           [ATTR_HTTP_REQUEST_METHOD]: (init?.method ?? request?.method ?? 'GET').toUpperCase(),
           [ATTR_URL_FULL]: redactedUrl(url),
           [ATTR_SERVER_ADDRESS]: url.hostname,
-          [ATTR_SERVER_PORT]: url.port === '' ? (DEFAULT_PORTS[url.protocol] ?? 0) : Number(url.port),
+          [ATTR_SERVER_PORT]: Number(url.port) || (url.protocol === 'https:' ? 443 : 80),
           [ATTR.keyFetchKind]: url.pathname.endsWith('/.well-known/openid-configuration') ? 'discovery' : 'jwks',
         },
       },

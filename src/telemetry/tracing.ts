@@ -34,32 +34,32 @@ export { ATTR, PHASE, SPAN_CHECK } from './trace-names.js';
 type Fetch = typeof globalThis.fetch;
 
 /** The project's policy: off unless asked for, so a plain deployment never tries a localhost collector. */
-export function tracingRequested(): boolean {
+function tracingRequested(): boolean {
   if (getBooleanFromEnv('OTEL_SDK_DISABLED')) return false;
   const exporters = getStringListFromEnv('OTEL_TRACES_EXPORTER');
   if (exporters !== undefined) return !exporters.includes('none');
   return getStringFromEnv('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') !== undefined || getStringFromEnv('OTEL_EXPORTER_OTLP_ENDPOINT') !== undefined;
 }
 
-const OTLP_EXPORTERS: Readonly<Record<string, () => SpanExporter>> = {
-  'http/protobuf': () => new OtlpProtobufExporter(),
-  'http/json': () => new OtlpJsonExporter(),
-  grpc: () => new OtlpGrpcExporter(),
-};
-
 /** One processor per exporter named in `OTEL_TRACES_EXPORTER` (default `otlp`). */
-function processorsFromEnv(warn: (message: string) => void, onExportError: (err: Error) => void): SpanProcessor[] {
+function processorsFromEnv(warn: (message: string) => void): SpanProcessor[] {
   const processors: SpanProcessor[] = [];
+  const onExportError = (err: Error): void => warn(`span export failed: ${err.message}`);
   for (const name of new Set(getStringListFromEnv('OTEL_TRACES_EXPORTER') ?? ['otlp'])) {
-    if (name === 'console') processors.push(new SimpleSpanProcessor(new ConsoleSpanExporter()));
-    else if (name !== 'otlp') warn(`OTEL_TRACES_EXPORTER: ${JSON.stringify(name)} is not supported (use otlp, console or none)`);
-    if (name !== 'otlp') continue;
-    const protocol = getStringFromEnv('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') ?? getStringFromEnv('OTEL_EXPORTER_OTLP_PROTOCOL') ?? 'http/protobuf';
-    const make = Object.hasOwn(OTLP_EXPORTERS, protocol) ? OTLP_EXPORTERS[protocol] : undefined;
-    if (make === undefined) warn(`OTLP protocol ${JSON.stringify(protocol)} is not supported; using http/protobuf`);
-    processors.push(new BatchSpanProcessor(reportingFailures((make ?? OTLP_EXPORTERS['http/protobuf']!)(), onExportError)));
+    if (name === 'otlp') processors.push(new BatchSpanProcessor(reportingFailures(otlpExporterFromEnv(warn), onExportError)));
+    else if (name === 'console') processors.push(new SimpleSpanProcessor(new ConsoleSpanExporter()));
+    else warn(`OTEL_TRACES_EXPORTER: ${JSON.stringify(name)} is not supported (use otlp, console or none)`);
   }
   return processors;
+}
+
+/** The OTLP exporter for the configured protocol; it reads its endpoint, headers, TLS and timeout itself. */
+function otlpExporterFromEnv(warn: (message: string) => void): SpanExporter {
+  const protocol = getStringFromEnv('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') ?? getStringFromEnv('OTEL_EXPORTER_OTLP_PROTOCOL') ?? 'http/protobuf';
+  if (protocol === 'grpc') return new OtlpGrpcExporter();
+  if (protocol === 'http/json') return new OtlpJsonExporter();
+  if (protocol !== 'http/protobuf') warn(`OTLP protocol ${JSON.stringify(protocol)} is not supported; using http/protobuf`);
+  return new OtlpProtobufExporter();
 }
 
 /** The SDK tells only its global diagnostic logger about failed batches; tell the caller. */
@@ -117,7 +117,7 @@ export function startTracing(options: StartTracingOptions): Tracing {
       // A reporting callback must not break tracing.
     }
   };
-  const processors = [...(tracingRequested() ? processorsFromEnv(warn, (err) => warn(`span export failed: ${err.message}`)) : []), ...injected];
+  const processors = [...(tracingRequested() ? processorsFromEnv(warn) : []), ...injected];
   const resource = defaultResource()
     .merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName, [ATTR_SERVICE_VERSION]: options.serviceVersion }))
     .merge(detectResources({ detectors: [envDetector] }));
