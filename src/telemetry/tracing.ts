@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { ROOT_CONTEXT, type Context, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, trace, type Context, type Tracer } from '@opentelemetry/api';
 import { ExportResultCode, getBooleanFromEnv, getStringFromEnv, getStringListFromEnv } from '@opentelemetry/core';
 import { OTLPTraceExporter as OtlpGrpcExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { OTLPTraceExporter as OtlpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -126,11 +126,16 @@ export function startTracing(options: StartTracingOptions): Tracing {
   const tracer: Tracer = provider.getTracer('entra-authz');
   // Only when tracing is on: AsyncLocalStorage costs a little on every promise.
   const phaseContext = new AsyncLocalStorage<Context>();
+  const fetchParent = (): Context => {
+    const ctx = phaseContext.getStore();
+    // A timer armed during a check keeps that context: a refresh it fires after the phase ended is a root span.
+    return ctx !== undefined && trace.getSpan(ctx)?.isRecording() === true ? ctx : ROOT_CONTEXT;
+  };
   let stopped: Promise<void> | undefined;
   return {
     enabled: true,
     checks: createCheckTracer(tracer, propagatorFromEnv(warn), phaseContext),
-    traceKeyFetches: (fetch) => traceKeyFetches(fetch, tracer, () => phaseContext.getStore() ?? ROOT_CONTEXT),
+    traceKeyFetches: (fetch) => traceKeyFetches(fetch, tracer, fetchParent),
     forceFlush: () => provider.forceFlush().catch(() => undefined),
     shutdown: () => (stopped ??= provider.shutdown().catch(() => undefined)),
   };

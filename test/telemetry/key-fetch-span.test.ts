@@ -77,6 +77,24 @@ describe('key-fetch client spans', () => {
     expect(fetched?.status.code).toBe(SpanStatusCode.ERROR);
   });
 
+  it('makes a refresh armed during a check but fired after it a root span, not a child of the ended phase', async () => {
+    const { tracing, exporter, base, fetch } = await setup();
+    let refreshed: Promise<Response> | undefined;
+    const span = tracing.checks.startCheckFrom(new Map());
+    // Stands for the key store re-arming its background refresh while a check waits for keys.
+    let fire: () => void = () => undefined;
+    const armed = new Promise<void>((resolve) => (fire = resolve));
+    await span.phase(PHASE.verifyToken, async () => {
+      void armed.then(() => (refreshed = fetch(`${base}/t/discovery/v2.0/keys`)));
+    });
+    span.end(allow());
+    fire();
+    await vi.waitFor(() => expect(refreshed).toBeDefined());
+    await refreshed;
+    const [fetched] = keyFetches(exporter);
+    expect(fetched?.parentSpanContext).toBeUndefined();
+  });
+
   it('records a refused connection with the error type, and rethrows the error unchanged', async () => {
     const { exporter, port, fetch } = await setup();
     const closed = started[0]?.server;
