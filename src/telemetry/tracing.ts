@@ -81,7 +81,7 @@ export interface StartTracingOptions {
   readonly serviceVersion?: string;
   /** Extra processors, which also turn tracing on (tests pass an in-memory exporter). */
   readonly spanProcessors?: readonly SpanProcessor[];
-  /** Ignored `OTEL_*` values and failed export batches, one message each. Never thrown. */
+  /** Ignored `OTEL_*` values and failed export batches, one message each; must not throw. */
   readonly onWarning?: (message: string) => void;
 }
 
@@ -110,13 +110,7 @@ const TRACING_OFF: Tracing = Object.freeze({
 export function startTracing(options: StartTracingOptions): Tracing {
   const injected = options.spanProcessors ?? [];
   if (getBooleanFromEnv('OTEL_SDK_DISABLED') || (!tracingRequested() && injected.length === 0)) return TRACING_OFF;
-  const warn = (message: string): void => {
-    try {
-      options.onWarning?.(message);
-    } catch {
-      // A reporting callback must not break tracing.
-    }
-  };
+  const warn = options.onWarning ?? ((): void => undefined);
   const processors = [...(tracingRequested() ? processorsFromEnv(warn) : []), ...injected];
   const resource = defaultResource()
     .merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName, [ATTR_SERVICE_VERSION]: options.serviceVersion }))

@@ -87,6 +87,8 @@ describe('telemetry composition', () => {
     expect(findSample(samples, METRIC.decisions, { decision: 'deny', reason: 'missing_role' })?.value).toBe(1);
     expect(findSample(samples, METRIC.keyFetches, { kind: 'jwks', result: 'success' })?.value).toBe(1);
     expect(findSample(samples, `${METRIC.checkDuration}_sum`, { decision: 'deny' })?.value).toBeCloseTo(0.0015, 9);
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(findSample(samples, METRIC.buildInfo)?.labels).toEqual({ version, node_version: process.version });
     expect((await httpGet(`${telemetry.admin.url}/readyz`)).status).toBe(200);
   });
 
