@@ -122,6 +122,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     name: METRIC.buildInfo,
     help: 'Always 1; labels carry the entra-authz version and the Node.js version running it.',
     labelNames: ['version', 'node_version'] as const,
+    // Worker processes aggregated into one /metrics (prom-client's AggregatorRegistry) still say 1.
+    aggregator: 'first',
     registers,
   })
     .labels({ version: options.version ?? 'unknown', node_version: process.version })

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { AggregatorRegistry } from 'prom-client';
 import { CHECK_DURATION_BUCKETS, METRIC, createMetrics } from '../../src/telemetry/metrics.js';
 import { parseListen } from '../../src/config/listen.js';
 import { startAdminServer, type AdminServer } from '../../src/telemetry/admin.js';
@@ -131,6 +132,12 @@ describe('/metrics', () => {
     const text = await createMetrics({ processMetrics: false, version: '1.2.3' }).registry.metrics();
     const [info] = parsePrometheus(text).filter((s) => s.name === METRIC.buildInfo);
     expect(info).toEqual({ name: METRIC.buildInfo, labels: { version: '1.2.3', node_version: process.version }, value: 1 });
+  });
+
+  it('keeps build info at 1 when the metrics of several worker processes are aggregated', async () => {
+    const workers = await Promise.all([1, 2].map(() => createMetrics({ processMetrics: false, version: '1.2.3' }).registry.getMetricsAsJSON()));
+    const text = await AggregatorRegistry.aggregate(workers).metrics();
+    expect(findSample(parsePrometheus(text), METRIC.buildInfo, { version: '1.2.3' })?.value).toBe(1);
   });
 
   it('keeps instances apart: each has its own registry', () => {
