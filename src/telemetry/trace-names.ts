@@ -6,12 +6,11 @@
 
 export const SPAN_CHECK = 'envoy.service.auth.v3.Authorization/Check';
 
-/** Child spans of a check. The decision engine passes the first two to `CheckSpan.phase`. */
+/** Child spans of a check: the decision engine passes the phases to `CheckSpan.phase`; key fetches are separate. */
 export const PHASE = {
   verifyToken: 'token.verify',
   evaluateRules: 'policy.evaluate',
   keyFetch: 'keys.fetch',
-  peerIdentity: 'peer.identify',
 } as const;
 
 export const ATTR = {
