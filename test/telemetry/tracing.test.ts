@@ -2,6 +2,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { Server as GrpcServer, ServerCredentials, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { PhaseTracer } from '../../src/core/outcome.js';
@@ -271,6 +272,31 @@ describe('export to a real OTLP/HTTP receiver, configured by the SDK from OTEL_*
     expect(receiver.received[0]?.path).toBe('/custom/traces');
     expect(receiver.received[0]?.headers['content-type']).toBe('application/x-protobuf');
     expect(receiver.received[0]?.body.includes(Buffer.from('dec-allow-1'))).toBe(true);
+  });
+
+  it('exports over gRPC when OTEL_EXPORTER_OTLP_PROTOCOL=grpc, to the endpoint the exporter reads itself', async () => {
+    const batches: Buffer[] = [];
+    const server = new GrpcServer();
+    const bytes = { path: '/opentelemetry.proto.collector.trace.v1.TraceService/Export', requestStream: false, responseStream: false };
+    const raw = { requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b };
+    server.addService({ Export: { ...bytes, ...raw } }, {
+      Export: (call: ServerUnaryCall<Buffer, Buffer>, done: sendUnaryData<Buffer>) => {
+        batches.push(call.request);
+        done(null, Buffer.alloc(0));
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    try {
+      const { tracing } = start({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, { memory: false });
+      tracing.checks.startCheckFrom(new Map()).end(allow());
+      await tracing.shutdown();
+      expect(batches).toHaveLength(1);
+      expect(batches[0]?.includes(Buffer.from('dec-allow-1'))).toBe(true);
+    } finally {
+      server.forceShutdown();
+    }
   });
 
   it('batches by OTEL_BSP_* : nothing leaves before the schedule delay unless flushed', async () => {
