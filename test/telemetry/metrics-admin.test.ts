@@ -126,6 +126,11 @@ describe('/metrics', () => {
     const samples = parsePrometheus(await m.registry.metrics());
     const count = (code: string) => findSample(samples, METRIC.grpcStatus, { grpc_code: code })?.value;
     expect([count('0'), count('7'), count('16'), count('14')]).toEqual([1, 1, 2, 1]);
+    // HTTP-mode checks have no gRPC status.
+    m.decision(allow(), 0.001, 'http');
+    const after = parsePrometheus(await m.registry.metrics());
+    expect(findSample(after, METRIC.grpcStatus, { grpc_code: '0' })?.value).toBe(1);
+    expect(findSample(after, METRIC.decisions, { decision: 'allow', mode: 'http', rule: 'orders-read' })?.value).toBe(1);
   });
 
   it('publishes the version and the Node.js version as build info', async () => {

@@ -135,6 +135,14 @@ describe('Check spans', () => {
     expect(check?.status.code).toBe(SpanStatusCode.UNSET);
   });
 
+  it('leaves rpc.grpc.status_code off a check that came through the HTTP front door', () => {
+    const { tracing, exporter } = memoryTracing();
+    tracing.checks.startCheckFrom(new Map()).end(deny(), { mode: 'http' });
+    const [check] = exporter.getFinishedSpans();
+    expect(check?.attributes[ATTR.mode]).toBe('http');
+    expect(check?.attributes).not.toHaveProperty('rpc.grpc.status_code');
+  });
+
   it('makes phases child spans of the Check span and marks a failed one with the error type only', async () => {
     const { tracing, exporter } = memoryTracing();
     const span = tracing.checks.startCheckFrom(headers({ traceparent: TRACEPARENT }));
