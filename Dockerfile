@@ -7,7 +7,10 @@
 #
 #   docker build -t entra-authz .
 #   docker run --rm -v $PWD/config.yaml:/etc/entra-authz/config.yaml:ro -p 9001:9001 -p 9090:9090 entra-authz
-ARG NODE_IMAGE=node:20-alpine
+#
+# Every base image is pinned to a release (Node 24 LTS). Digests are not pinned here: append
+# @sha256:... after checking the image you trust (docs/deployment.md, "The image").
+ARG NODE_IMAGE=node:24.21.0-alpine
 
 # --- build: compile TypeScript (dev dependencies needed) --------------------------------------
 FROM ${NODE_IMAGE} AS build
@@ -42,6 +45,8 @@ CMD ["serve", "--config", "/etc/entra-authz/config.yaml"]
 
 # --- demo: the compose demo's upstream service and client (run with tsx) -----------------------
 FROM server AS demo
+# tsx is a development tool: the demo takes the build stage's full install, the server never does.
+COPY --from=build /app/node_modules ./node_modules
 COPY src/client ./src/client
 COPY src/dev/demo.ts ./src/dev/demo.ts
 COPY demo ./demo
@@ -49,7 +54,7 @@ ENTRYPOINT ["node", "--import", "tsx"]
 CMD ["demo/client.ts"]
 
 # --- certs: one-shot certificate generator ----------------------------------------------------
-FROM alpine:3.20 AS certs
+FROM alpine:3.22 AS certs
 RUN apk add --no-cache openssl
 COPY scripts/gen-certs.sh /usr/local/bin/gen-certs.sh
 ENTRYPOINT ["/bin/sh", "/usr/local/bin/gen-certs.sh"]

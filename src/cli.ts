@@ -1,74 +1,217 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
-import { ConfigError, loadConfigFile } from './config/load.js';
+import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError } from './config/errors.js';
+import { closest } from './config/suggest.js';
 
-const USAGE = `entra-authz — Envoy ext_authz server for Microsoft Entra ID tokens
-
-Usage:
-  entra-authz serve --config FILE      run the authorization server
-  entra-authz validate --config FILE   check a configuration file and exit
-  entra-authz dev [--listen H:P] [--admin-listen H:P] [--emulator-listen H:P]
-                                       server + built-in Entra emulator on loopback (try it out)
-  entra-authz emulator [--listen H:P] [--public-url URL]
-                                       the Entra emulator alone
-  entra-authz check [--server H:P] [--token JWT] [--path P] [--method M] [--host H]
-                    [--context k=v ...] [--header k=v ...]
-                                       send one Check to a running server and print the answer
-  entra-authz explain --config FILE (--token JWT | --request CHECKREQUEST.json) [--at TIME] [--jwks FILE] [--json]
-                                       why a request is allowed or denied: rule, token, each requirement
-`;
-
-async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  switch (command) {
-    case 'serve': {
-      const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' } } });
-      if (!values.config) return usage('serve needs --config FILE');
-      const { runServe } = await import('./cli/serve.js');
-      return runServe(values.config);
-    }
-    case 'validate': {
-      const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' } } });
-      if (!values.config) return usage('validate needs --config FILE');
-      await loadConfigFile(values.config);
-      console.log(`${values.config}: valid`);
-      return 0;
-    }
-    case 'dev': {
-      const { values } = parseArgs({
-        args: rest,
-        options: { listen: { type: 'string' }, 'emulator-listen': { type: 'string' }, 'admin-listen': { type: 'string' } },
-      });
-      const { runDev } = await import('./cli/dev.js');
-      return runDev({ listen: values.listen, emulatorListen: values['emulator-listen'], adminListen: values['admin-listen'] });
-    }
-    case 'emulator': {
-      const { values } = parseArgs({ args: rest, options: { listen: { type: 'string' }, 'public-url': { type: 'string' } } });
-      const { runEmulator } = await import('./cli/dev.js');
-      return runEmulator({ listen: values.listen ?? '127.0.0.1:9400', publicUrl: values['public-url'] });
-    }
-    case 'explain': {
-      const { runExplain } = await import('./cli/explain.js');
-      return runExplain(rest);
-    }
-    case 'check': {
-      const { runCheck } = await import('./cli/check.js');
-      return runCheck(rest);
-    }
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      console.log(USAGE);
-      return 0;
-    default:
-      return usage(`unknown command ${JSON.stringify(command)}`);
+/** A command-line mistake: printed with a pointer to the command's help, exit status 2. */
+class UsageError extends Error {
+  constructor(
+    message: string,
+    /** The command whose help to point at; the overview when absent. */
+    readonly command?: string,
+  ) {
+    super(message);
   }
 }
 
-function usage(problem: string): number {
-  console.error(`${problem}\n\n${USAGE}`);
-  return 2;
+interface Command {
+  /** One line for the overview. */
+  readonly summary: string;
+  /** Full help: usage, options, examples; a function where the text lives with a lazily loaded module. */
+  readonly help: string | (() => Promise<string>);
+  run(args: string[]): Promise<number>;
+}
+
+/** Parses a command's options, turning node:util's errors into usage errors. */
+function options<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], spec: T) {
+  return parseArgs({ args, options: spec, allowPositionals: false }).values;
+}
+
+const COMMANDS: Record<string, Command> = {
+  serve: {
+    summary: 'run the authorization server',
+    help: `Usage: entra-authz serve --config FILE
+
+Runs the ext_authz gRPC server (and the admin endpoints) with the configuration in FILE.
+SIGHUP or a change of FILE reloads it; SIGTERM/SIGINT drain in-flight checks and exit 0.
+
+Options:
+  -c, --config FILE   the configuration file (YAML; docs/configuration.md)
+  -h, --help          show this help
+
+Environment: LOG_LEVEL (info), OTEL_* for tracing (docs/observability.md), and any \${NAME}
+the configuration file uses.
+
+Example:
+  entra-authz serve --config /etc/entra-authz/config.yaml`,
+    async run(args) {
+      const { config } = options(args, { config: { type: 'string', short: 'c' } });
+      if (!config) throw new UsageError('needs --config FILE', 'serve');
+      const { runServe } = await import('./cli/serve.js');
+      return runServe(config);
+    },
+  },
+  validate: {
+    summary: 'check a configuration file and the files it names, then exit',
+    help: `Usage: entra-authz validate --config FILE
+
+Checks FILE as serve would load it, without starting anything: YAML syntax (with line and
+column), every option (unknown keys get a "did you mean"), \${NAME} substitutions, the rules,
+and that the certificate, key and CA files it names exist and are readable.
+Every problem is printed with its path. Exit status: 0 valid, 1 invalid, 2 usage error.
+
+Options:
+  -c, --config FILE   the configuration file
+  -h, --help          show this help
+
+Example:
+  entra-authz validate --config entra-authz.yaml`,
+    async run(args) {
+      const { config: file } = options(args, { config: { type: 'string', short: 'c' } });
+      if (!file) throw new UsageError('needs --config FILE', 'validate');
+      const [{ loadConfigFile }, { fileProblems }] = await Promise.all([import('./config/load.js'), import('./config/files.js')]);
+      const problems = await fileProblems(await loadConfigFile(file));
+      if (problems.length > 0) throw new ConfigError(file, problems);
+      console.log(`${file}: valid`);
+      return 0;
+    },
+  },
+  dev: {
+    summary: 'the server and a local Entra ID emulator on loopback, to try it out',
+    help: `Usage: entra-authz dev [--listen H:P] [--admin-listen H:P] [--emulator-listen H:P]
+
+Starts the server with embedded defaults and an Entra ID emulator (a demo tenant, API and
+clients), prints a copy-paste example, and writes audit records to stdout. Not for production.
+
+Options:
+  --listen H:P            ext_authz gRPC address (127.0.0.1:9001)
+  --admin-listen H:P      /healthz /readyz /metrics (127.0.0.1:9090)
+  --emulator-listen H:P   the Entra emulator (127.0.0.1:9400)
+  -h, --help              show this help`,
+    async run(args) {
+      const values = options(args, { listen: { type: 'string' }, 'emulator-listen': { type: 'string' }, 'admin-listen': { type: 'string' } });
+      const { runDev } = await import('./cli/dev.js');
+      return runDev({ listen: values.listen, emulatorListen: values['emulator-listen'], adminListen: values['admin-listen'] });
+    },
+  },
+  emulator: {
+    summary: 'the Entra ID emulator alone (compose demo, manual testing)',
+    help: `Usage: entra-authz emulator [--listen H:P] [--public-url URL]
+
+Serves Entra-shaped OpenID metadata, JWKS and a client-credentials token endpoint for the demo
+tenant. Not for production.
+
+Options:
+  --listen H:P        address to listen on (127.0.0.1:9400)
+  --public-url URL    the URL clients reach it by, used as the issuer (http://<listen>)
+  -h, --help          show this help
+
+Example:
+  entra-authz emulator --listen 0.0.0.0:9400 --public-url http://entra:9400`,
+    async run(args) {
+      const values = options(args, { listen: { type: 'string' }, 'public-url': { type: 'string' } });
+      const { runEmulator } = await import('./cli/dev.js');
+      return runEmulator({ listen: values.listen ?? '127.0.0.1:9400', publicUrl: values['public-url'] });
+    },
+  },
+  check: {
+    summary: 'send one Check to a running server, as Envoy would, and print the answer',
+    help: `Usage: entra-authz check [--server H:P] [--token JWT] [--path P] [--method M] [--host H]
+                         [--context k=v ...] [--header k=v ...]
+
+Plays Envoy: sends one CheckRequest over plaintext gRPC and prints the decision as JSON.
+Exit status: 0 allowed, 1 denied, 2 the Check itself failed.
+
+Options:
+  --server H:P     the entra-authz gRPC address (127.0.0.1:9001)
+  --token JWT      sent as "authorization: Bearer JWT"
+  --path P         request path (/)
+  --method M       request method (GET)
+  --host H         request host (api.example.com)
+  --context k=v    a context extension, as Envoy's per-route settings send (repeatable)
+  --header k=v     another request header (repeatable)
+  -h, --help       show this help
+
+Example:
+  entra-authz check --token "$TOKEN" --path /orders --context policy=orders-write`,
+    async run(args) {
+      const { runCheck } = await import('./cli/check.js');
+      return runCheck(args);
+    },
+  },
+  explain: {
+    summary: 'why a request is allowed or denied: the rule, the token, each requirement',
+    help: async () => (await import('./cli/explain.js')).EXPLAIN_USAGE.trimEnd(),
+    async run(args) {
+      const { runExplain } = await import('./cli/explain.js');
+      return runExplain(args);
+    },
+  },
+};
+
+const NAMES = Object.keys(COMMANDS);
+
+function overview(): string {
+  const width = Math.max(...NAMES.map((n) => n.length));
+  return `entra-authz ${version()} — Envoy ext_authz server for Microsoft Entra ID tokens
+
+Usage: entra-authz <command> [options]
+
+Commands:
+${NAMES.map((n) => `  ${n.padEnd(width)}   ${COMMANDS[n]?.summary}`).join('\n')}
+  ${'help'.padEnd(width)}   show this overview, or a command's help: entra-authz help <command>
+
+Options: -h, --help (also after any command), -v, --version
+Docs: README.md and docs/ (configuration, rules, mTLS, Envoy, deployment, observability)`;
+}
+
+function version(): string {
+  // ../package.json from both src/cli.ts and dist/cli.js.
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
+  return pkg.version ?? 'unknown';
+}
+
+const helpOf = async (command: Command): Promise<string> => (typeof command.help === 'string' ? command.help : command.help());
+
+function unknownCommand(name: string): UsageError {
+  const suggestion = closest(name, [...NAMES, 'help']);
+  return new UsageError(`unknown command "${name}"${suggestion !== undefined ? ` — did you mean "${suggestion}"?` : ''}`);
+}
+
+/** Options a command's help names, for "did you mean" on an unknown one. */
+const optionsIn = (help: string): string[] => [...new Set(help.match(/--[a-z][a-z-]*/g) ?? [])];
+
+async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === '--help' || first === '-h') return print(overview());
+  if (first === '--version' || first === '-v' || first === 'version') return print(version());
+  if (first === 'help') {
+    if (rest[0] === undefined) return print(overview());
+    const command = COMMANDS[rest[0]];
+    if (!command) throw unknownCommand(rest[0]);
+    return print(await helpOf(command));
+  }
+  const command = COMMANDS[first];
+  if (!command) throw unknownCommand(first);
+  const beforeSeparator = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (beforeSeparator.includes('--help') || beforeSeparator.includes('-h')) return print(await helpOf(command));
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code !== 'string' || !code.startsWith('ERR_PARSE_ARGS')) throw err;
+    // node:util's wording, cut before its advice about positionals, plus a "did you mean".
+    const message = ((err as Error).message.split('. ')[0] ?? '').replace(/^Unknown option/, 'unknown option');
+    const given = /'(-[^']+)'/.exec(message)?.[1];
+    const suggestion = given !== undefined ? closest(given, optionsIn(await helpOf(command))) : undefined;
+    throw new UsageError(`${message}${suggestion !== undefined ? ` — did you mean ${suggestion}?` : ''}`, first);
+  }
+}
+
+function print(text: string): number {
+  console.log(text);
+  return 0;
 }
 
 main(process.argv.slice(2)).then(
@@ -76,8 +219,16 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof ConfigError) console.error(err.message);
-    else console.error(err instanceof Error ? err.message : err);
-    process.exitCode = err instanceof ConfigError ? 1 : 2;
+    if (err instanceof UsageError) {
+      const where = err.command !== undefined ? `entra-authz ${err.command}` : 'entra-authz';
+      console.error(`${where}: ${err.message}\nRun "entra-authz ${err.command !== undefined ? `${err.command} --help` : 'help'}" for usage.`);
+      process.exitCode = 2;
+    } else if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exitCode = 1;
+    } else {
+      console.error(`entra-authz: ${err instanceof Error ? err.message : String(err)}`);
+      process.exitCode = 2;
+    }
   },
 );

@@ -7,19 +7,63 @@ import { status } from '@grpc/grpc-js';
  * objects, and a request to a token endpoint carries the client secret.
  */
 export class TokenAcquisitionError extends Error {
-  /** gRPC status a call fails with when its credentials cannot be produced. */
-  readonly code = status.UNAUTHENTICATED;
+  /**
+   * gRPC status a call fails with when its credentials cannot be produced: UNAVAILABLE when the
+   * failure is transient (so a channel's retry policy may retry the call), else UNAUTHENTICATED.
+   */
+  readonly code: status.UNAVAILABLE | status.UNAUTHENTICATED;
   /** The name of the underlying error (`AuthenticationError`, `AbortError`, ...), for logs and tests. */
   readonly reasonName: string;
   /** The scrubbed reason alone, without the source description. */
   readonly reason: string;
+  /** A timeout, a network failure or a throttling/server-error answer: trying again later may work. */
+  readonly transient: boolean;
 
-  constructor(sourceDescription: string, reason: string, reasonName = 'Error') {
+  constructor(sourceDescription: string, reason: string, reasonName = 'Error', transient = false) {
     super(`could not acquire an Entra access token (${sourceDescription}): ${reason}`);
     this.name = 'TokenAcquisitionError';
     this.reasonName = reasonName;
     this.reason = reason;
+    this.transient = transient;
+    this.code = transient ? status.UNAVAILABLE : status.UNAUTHENTICATED;
   }
+}
+
+/** HTTP answers of a token endpoint that say "try again later" rather than "you may not". */
+const TRANSIENT_HTTP = new Set([408, 429, 500, 502, 503, 504]);
+
+/** Socket and DNS failures (Node and undici codes) that a later attempt can get past. */
+const TRANSIENT_NETWORK = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_SOCKET',
+]);
+
+export const isTransientHttpStatus = (httpStatus: number): boolean => TRANSIENT_HTTP.has(httpStatus);
+
+/**
+ * Whether a failure to get a token is worth retrying: timeouts, network failures (also when
+ * wrapped, as fetch wraps them in `cause`) and 408/429/5xx answers (@azure/identity's
+ * `AuthenticationError.statusCode`, `RestError.statusCode`). A refused credential, a missing
+ * managed identity (`CredentialUnavailableError`) or a bad configuration is not.
+ */
+export function isTransientError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err instanceof TokenAcquisitionError) return err.transient;
+  if (err.name === 'CredentialUnavailableError') return false;
+  if (err.name === 'TimeoutError' || err.name === 'AbortError') return true;
+  const codeOf = (e: unknown): unknown => (e as { code?: unknown } | undefined)?.code;
+  if ([codeOf(err), codeOf(err.cause)].some((c) => typeof c === 'string' && TRANSIENT_NETWORK.has(c))) return true;
+  const httpStatus = (err as { statusCode?: unknown }).statusCode ?? (err as { status?: unknown }).status;
+  return typeof httpStatus === 'number' && isTransientHttpStatus(httpStatus);
 }
 
 const JWT_LIKE = /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*/g;

@@ -1,10 +1,20 @@
-import type { GetTokenOptions, TokenCredential } from '@azure/identity';
-import { redact, TokenAcquisitionError } from './errors.js';
+import { isTransientHttpStatus, redact, TokenAcquisitionError } from './errors.js';
 import { systemClock, type AccessTokenInfo, type Clock, type TokenSource } from './token-provider.js';
 
 /** `api://my-api` or a client-id GUID → the client-credentials scope `api://my-api/.default`. */
 export function defaultScope(resource: string): string {
   return resource.endsWith('/.default') ? resource : `${resource.replace(/\/+$/, '')}/.default`;
+}
+
+/**
+ * The part of @azure/identity's `TokenCredential` this package uses, declared here so that the
+ * entry's types do not require @azure/identity to be installed.
+ */
+export interface TokenCredential {
+  getToken(
+    scopes: string | string[],
+    options?: { abortSignal?: AbortSignal; tenantId?: string },
+  ): Promise<{ token: string; expiresOnTimestamp: number; refreshAfterTimestamp?: number } | null>;
 }
 
 export interface CredentialSourceOptions {
@@ -27,9 +37,10 @@ export function credentialTokenSource(credential: TokenCredential, options: Cred
   return {
     description,
     async fetchToken(signal: AbortSignal): Promise<AccessTokenInfo> {
-      const getOptions: GetTokenOptions = { abortSignal: signal };
-      if (options.tenantId !== undefined) getOptions.tenantId = options.tenantId;
-      const token = await credential.getToken(options.scope, getOptions);
+      const token = await credential.getToken(options.scope, {
+        abortSignal: signal,
+        ...(options.tenantId !== undefined ? { tenantId: options.tenantId } : {}),
+      });
       if (token === null) throw new TokenAcquisitionError(description, 'the credential returned no token', 'TypeError');
       return {
         token: token.token,
@@ -70,8 +81,8 @@ export function clientCredentialsTokenSource(options: ClientCredentialsOptions):
   }
   const clock = options.clock ?? systemClock;
   const doFetch = options.fetch ?? fetch;
-  const fail = (reason: string, name = 'Error'): TokenAcquisitionError =>
-    new TokenAcquisitionError(description, redact(reason, [options.clientSecret]), name);
+  const fail = (reason: string, name = 'Error', transient = false): TokenAcquisitionError =>
+    new TokenAcquisitionError(description, redact(reason, [options.clientSecret]), name, transient);
 
   return {
     description,
@@ -102,7 +113,7 @@ export function clientCredentialsTokenSource(options: ClientCredentialsOptions):
       if (!response.ok) {
         const error = typeof json['error'] === 'string' ? json['error'] : 'no error code';
         const detail = typeof json['error_description'] === 'string' ? `: ${json['error_description'].split(/\r?\n/)[0]}` : '';
-        throw fail(`the token endpoint answered HTTP ${response.status} (${error}${detail})`, 'HttpError');
+        throw fail(`the token endpoint answered HTTP ${response.status} (${error}${detail})`, 'HttpError', isTransientHttpStatus(response.status));
       }
       const token = json['access_token'];
       const expiresIn = Number(json['expires_in']);

@@ -1,4 +1,4 @@
-import { TokenAcquisitionError, describeError, redact } from './errors.js';
+import { TokenAcquisitionError, describeError, isTransientError, redact } from './errors.js';
 
 /** Milliseconds since the epoch; injected so tests control time without sleeping. */
 export interface Clock {
@@ -38,6 +38,11 @@ export interface TokenProviderOptions {
   readonly expiryMarginMs?: number;
   /** After a failed acquisition, calls fail fast with the same error for this long. Default 5 s. */
   readonly retryAfterFailureMs?: number;
+  /**
+   * The same, after a transient failure (timeout, network, 408/429/5xx). Shorter, so that a
+   * channel retry policy's later attempts can reach the token endpoint again. Default 1 s.
+   */
+  readonly retryAfterTransientFailureMs?: number;
   /** Longest one acquisition may take. Default 10 s. */
   readonly timeoutMs?: number;
   /** More strings never to show in errors, on top of the source's own `secrets`. */
@@ -50,8 +55,9 @@ export interface TokenProviderOptions {
  * - A token is reused until its refresh point; past that, the first caller starts one background
  *   refresh and every caller keeps getting the still-valid token, so no call waits on Entra.
  * - With no usable token, callers wait for one acquisition that all of them share.
- * - A failure is remembered for `retryAfterFailureMs`, so a broken credential is not hammered by
- *   every call; a valid cached token keeps being served while background refreshes fail.
+ * - A failure is remembered for `retryAfterFailureMs` (`retryAfterTransientFailureMs` when
+ *   transient), so a broken credential is not hammered by every call; a valid cached token keeps
+ *   being served while background refreshes fail.
  */
 export interface TokenProvider {
   /** Resolves to a bearer token, or rejects with a {@link TokenAcquisitionError}. */
@@ -73,6 +79,7 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
   const refreshMarginMs = options.refreshMarginMs ?? 5 * 60_000;
   const expiryMarginMs = options.expiryMarginMs ?? 30_000;
   const retryAfterFailureMs = options.retryAfterFailureMs ?? 5_000;
+  const retryAfterTransientFailureMs = options.retryAfterTransientFailureMs ?? 1_000;
   const timeoutMs = options.timeoutMs ?? 10_000;
   const secrets = [...(source.secrets ?? []), ...(options.redact ?? [])];
 
@@ -80,8 +87,8 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
   let inflight: Promise<AccessTokenInfo> | undefined;
   let lastFailure: { at: number; error: TokenAcquisitionError } | undefined;
 
-  const fail = (reason: string, name: string): TokenAcquisitionError =>
-    new TokenAcquisitionError(source.description, redact(reason, secrets), name);
+  const fail = (reason: string, name: string, transient = false): TokenAcquisitionError =>
+    new TokenAcquisitionError(source.description, redact(reason, secrets), name, transient);
 
   async function acquire(): Promise<AccessTokenInfo> {
     const startedAt = clock.now();
@@ -91,7 +98,7 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
     try {
       const fetched = source.fetchToken(controller.signal);
       const timedOut = new Promise<never>((_, reject) => {
-        controller.signal.addEventListener('abort', () => reject(fail(`timed out after ${timeoutMs} ms`, 'TimeoutError')), {
+        controller.signal.addEventListener('abort', () => reject(fail(`timed out after ${timeoutMs} ms`, 'TimeoutError', true)), {
           once: true,
         });
       });
@@ -112,10 +119,10 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
       // Every message is scrubbed here, whoever built it: sources may quote what an endpoint said.
       const error =
         err instanceof TokenAcquisitionError
-          ? fail(err.reason, err.reasonName)
+          ? fail(err.reason, err.reasonName, err.transient)
           : (() => {
               const { name, message } = describeError(err);
-              return fail(message, name);
+              return fail(message, name, isTransientError(err));
             })();
       lastFailure = { at: clock.now(), error };
       throw error;
@@ -133,7 +140,8 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
     return p;
   }
 
-  const inBackoff = (now: number): boolean => lastFailure !== undefined && now < lastFailure.at + retryAfterFailureMs;
+  const inBackoff = (now: number): boolean =>
+    lastFailure !== undefined && now < lastFailure.at + (lastFailure.error.transient ? retryAfterTransientFailureMs : retryAfterFailureMs);
 
   return {
     async getToken(): Promise<string> {

@@ -4,20 +4,19 @@ import { deepFreeze } from '../core/values.js';
 import { ruleProblems } from '../policy/validate.js';
 import { substituteEnv, type Env } from './env.js';
 import { ConfigError, formatConfigPath, type ConfigProblem } from './errors.js';
+import { describeIssue } from './messages.js';
 import { configSchema, type Config } from './schema.js';
 
 export { ConfigError, type ConfigProblem } from './errors.js';
 
 /** Validates an already-parsed configuration object. */
 export function validateConfig(data: unknown, source = 'config'): Config {
-  const result = configSchema.safeParse(data);
+  // reportInput: messages name the kind of a wrong value (never the value itself).
+  const result = configSchema.safeParse(data, { reportInput: true });
   if (!result.success) {
     throw new ConfigError(
       source,
-      result.error.issues.map((issue) => {
-        const keys = issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
-        return { path: formatConfigPath(issue.path), message: issue.message + keys };
-      }),
+      result.error.issues.flatMap((issue) => describeIssue(issue, configSchema).map((p) => ({ path: formatConfigPath(p.path), message: p.message }))),
     );
   }
   // Cross-rule checks (duplicate names, unknown tenants, unreachable rules): src/policy/validate.ts.
@@ -37,7 +36,10 @@ export function parseConfig(text: string, source = 'config', options: ParseOptio
   if (doc.errors.length > 0) {
     throw new ConfigError(
       source,
-      doc.errors.map((e) => ({ path: `line ${e.linePos?.[0]?.line ?? '?'}`, message: e.message.split('\n')[0] ?? e.message })),
+      doc.errors.map((e) => ({
+        path: `line ${e.linePos?.[0]?.line ?? '?'}, column ${e.linePos?.[0]?.col ?? '?'}`,
+        message: (e.message.split('\n')[0] ?? e.message).replace(/ at line \d+, column \d+:?$/, ''),
+      })),
     );
   }
   const substituted = substituteEnv(doc.toJS(), options.env ?? process.env);

@@ -87,10 +87,11 @@ describe('the entra-authz command', () => {
     expect(r.code).toBe(0);
   });
 
-  it('rejects an unknown command with usage and exit 2', async () => {
+  it('rejects an unknown command, pointing at the one meant and at help, with exit 2', async () => {
     const r = await runCli(['serv']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('Usage');
+    expect(r.stderr).toContain('did you mean "serve"?');
+    expect(r.stderr).toContain('entra-authz help');
   });
 });
 

@@ -1,16 +1,5 @@
-import {
-  credentials,
-  makeGenericClientConstructor,
-  Server,
-  ServerCredentials,
-  status,
-  type ServiceDefinition,
-  type ServiceError,
-  type ServerUnaryCall,
-  type sendUnaryData,
-  type Client,
-} from '@grpc/grpc-js';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { credentials, ServerCredentials, status, type ServiceError } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   clientCredentialsTokenSource,
   createTokenProvider,
@@ -18,70 +7,28 @@ import {
   entraCallCredentials,
   type TokenProvider,
 } from '../../src/client/index.js';
+import { EchoClient, RETRY_UNAVAILABLE, startEchoServer, whoAmI as call } from './echo-service.js';
 import { FakeCredential, ManualClock } from './fakes.js';
 import { makeSelfSignedCert, type TestCert } from './tls-fixture.js';
 import { startTokenEndpoint } from './token-endpoint.js';
 
-// A one-method service with raw-bytes messages: the server answers with the authorization metadata
-// it received, so the test sees exactly what went on the wire.
-const identity = (b: Buffer): Buffer => b;
-const ECHO_SERVICE: ServiceDefinition = {
-  whoAmI: {
-    path: '/test.Echo/WhoAmI',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: identity,
-    requestDeserialize: identity,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  },
-};
-type EchoClient = Client & { whoAmI(req: Buffer, cb: (err: ServiceError | null, res?: Buffer) => void): void };
-const EchoClient = makeGenericClientConstructor(ECHO_SERVICE, 'Echo') as unknown as new (
-  address: string,
-  creds: ReturnType<typeof credentials.createSsl>,
-  options?: object,
-) => EchoClient;
-
-let server: Server;
-let port = 0;
+let echo: Awaited<ReturnType<typeof startEchoServer>>;
 let cert: TestCert;
-let received: string[] = [];
 
 beforeAll(async () => {
   cert = makeSelfSignedCert({ cn: 'localhost', dns: ['localhost'] });
-  server = new Server();
-  server.addService(ECHO_SERVICE, {
-    whoAmI(call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) {
-      const auth = String(call.metadata.get('authorization')[0] ?? '');
-      received.push(auth);
-      callback(null, Buffer.from(auth));
-    },
-  });
-  port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(
-      '127.0.0.1:0',
-      ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(cert.certPem), private_key: Buffer.from(cert.keyPem) }], false),
-      (err, p) => (err ? reject(err) : resolve(p)),
-    ),
+  echo = await startEchoServer(
+    ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(cert.certPem), private_key: Buffer.from(cert.keyPem) }], false),
   );
 });
 
 afterAll(async () => {
-  await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+  await echo.close();
 });
 
-beforeEach(() => {
-  received = [];
-});
-
-function clientWith(provider: TokenProvider): EchoClient {
+function clientWith(provider: TokenProvider, options: object = {}): EchoClient {
   const channel = credentials.combineChannelCredentials(credentials.createSsl(Buffer.from(cert.certPem)), entraCallCredentials(provider));
-  return new EchoClient(`127.0.0.1:${port}`, channel, { 'grpc.ssl_target_name_override': 'localhost' });
-}
-
-function call(client: EchoClient): Promise<string> {
-  return new Promise((resolve, reject) => client.whoAmI(Buffer.alloc(0), (err, res) => (err ? reject(err) : resolve(String(res)))));
+  return new EchoClient(`127.0.0.1:${echo.port}`, channel, { 'grpc.ssl_target_name_override': 'localhost', ...options });
 }
 
 describe('Entra call credentials', () => {
@@ -105,6 +52,7 @@ describe('Entra call credentials', () => {
     const endpoint = await startTokenEndpoint();
     const secret = 'never-show-this-secret';
     endpoint.reply = () => ({ status: 400, body: JSON.stringify({ error: 'unauthorized_client', error_description: 'AADSTS700016: nope' }) });
+    const before = echo.received.length;
     try {
       const provider = createTokenProvider({
         source: clientCredentialsTokenSource({ tokenEndpoint: endpoint.url, clientId: 'demo-client', clientSecret: secret, scope: 'api://x/.default' }),
@@ -117,8 +65,39 @@ describe('Entra call credentials', () => {
       expect(err.details).toContain('unauthorized_client');
       expect(err.details).not.toContain(secret);
       expect(err.message).not.toContain(secret);
-      expect(received).toEqual([]);
+      expect(echo.received.slice(before)).toEqual([]);
       client.close();
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  it('fails with UNAVAILABLE when the token endpoint is down, so the channel retry policy retries the call until it succeeds', async () => {
+    const endpoint = await startTokenEndpoint();
+    let answers = 0;
+    endpoint.reply = () =>
+      ++answers <= 2
+        ? { status: 503, body: JSON.stringify({ error: 'temporarily_unavailable' }) }
+        : { status: 200, body: JSON.stringify({ token_type: 'Bearer', expires_in: 3599, access_token: 'at-after-outage' }) };
+    try {
+      // retryAfterTransientFailureMs 0: the test retries within milliseconds; the default 1 s only spaces real retries.
+      const provider = () =>
+        createTokenProvider({
+          retryAfterTransientFailureMs: 0,
+          source: clientCredentialsTokenSource({ tokenEndpoint: endpoint.url, clientId: 'demo-client', clientSecret: 's', scope: 'api://x/.default' }),
+        });
+      const plain = clientWith(provider());
+      const err = (await call(plain).catch((e: unknown) => e)) as ServiceError;
+      expect(err.code).toBe(status.UNAVAILABLE);
+      expect(err.details).toContain('HTTP 503');
+      plain.close();
+
+      const before = echo.received.length;
+      const retrying = clientWith(provider(), { 'grpc.service_config': RETRY_UNAVAILABLE });
+      expect(await call(retrying)).toBe('Bearer at-after-outage');
+      expect(endpoint.requests).toHaveLength(3);
+      expect(echo.received.slice(before)).toEqual(['Bearer at-after-outage']);
+      retrying.close();
     } finally {
       await endpoint.close();
     }

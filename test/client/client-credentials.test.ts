@@ -82,4 +82,14 @@ describe('client-credentials token source', () => {
     expect(defaultScope('api://orders/')).toBe('api://orders/.default');
     expect(defaultScope('api://orders/.default')).toBe('api://orders/.default');
   });
+
+  it('marks 429 and 5xx answers as transient and 4xx refusals as not', async () => {
+    const source = clientCredentialsTokenSource({ tokenEndpoint: endpoint.url, clientId: CLIENT_ID, clientSecret: SECRET, scope: 'api://x/.default' });
+    for (const [httpStatus, transient] of [[429, true], [500, true], [503, true], [400, false], [401, false]] as const) {
+      endpoint.reply = () => ({ status: httpStatus, body: JSON.stringify({ error: 'e' }) });
+      const err = (await source.fetchToken(new AbortController().signal).catch((e: unknown) => e)) as TokenAcquisitionError;
+      expect(err, String(httpStatus)).toBeInstanceOf(TokenAcquisitionError);
+      expect(err.transient, String(httpStatus)).toBe(transient);
+    }
+  });
 });

@@ -5,7 +5,7 @@ import { FakeCredential, ManualClock, flushPromises } from './fakes.js';
 const MIN = 60_000;
 const SCOPE = 'api://entra-authz-demo/.default';
 
-function setup(options: { refreshMarginMs?: number; retryAfterFailureMs?: number; timeoutMs?: number } = {}) {
+function setup(options: { refreshMarginMs?: number; retryAfterFailureMs?: number; retryAfterTransientFailureMs?: number; timeoutMs?: number } = {}) {
   const clock = new ManualClock();
   const credential = new FakeCredential();
   const provider = createTokenProvider({ source: credentialTokenSource(credential, { scope: SCOPE }), clock, ...options });
@@ -138,6 +138,44 @@ describe('token provider', () => {
     expect(await retry).toBe('tok-ok');
   });
 
+  it('rejects a transient failure with UNAVAILABLE and tries again after the shorter transient back-off', async () => {
+    const { clock, credential, provider } = setup({ retryAfterFailureMs: 5_000, retryAfterTransientFailureMs: 1_000 });
+    const first = provider.getToken().catch((e: unknown) => e);
+    await flushPromises();
+    credential.fail(Object.assign(new Error('Service Unavailable'), { name: 'AuthenticationError', statusCode: 503 }));
+    const err = (await first) as TokenAcquisitionError;
+    expect(err.transient).toBe(true);
+    expect(err.code).toBe(14);
+    await expect(provider.getToken()).rejects.toBe(err);
+    clock.advance(1_000);
+    const retry = provider.getToken();
+    await flushPromises();
+    expect(credential.calls).toHaveLength(2);
+    credential.answer({ token: 'tok-after-outage', expiresOnTimestamp: clock.now() + 60 * MIN });
+    expect(await retry).toBe('tok-after-outage');
+  });
+
+  it('tells transient failures (network, timeout, 429/5xx) from refusals (missing identity, 4xx)', async () => {
+    const outcomes: [string, Error, boolean][] = [
+      ['connection refused inside fetch', Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect'), { code: 'ECONNREFUSED' }) }), true],
+      ['DNS lookup to retry', Object.assign(new Error('getaddrinfo EAI_AGAIN login.microsoftonline.com'), { code: 'EAI_AGAIN' }), true],
+      ['throttled', Object.assign(new Error('Too Many Requests'), { name: 'AuthenticationError', statusCode: 429 }), true],
+      ['aborted', Object.assign(new Error('The operation was aborted'), { name: 'AbortError' }), true],
+      ['no managed identity here', Object.assign(new Error('ManagedIdentityCredential: no endpoint'), { name: 'CredentialUnavailableError' }), false],
+      ['bad secret', Object.assign(new Error('AADSTS7000215'), { name: 'AuthenticationError', statusCode: 401 }), false],
+      ['programming error', new RangeError('nope'), false],
+    ];
+    for (const [what, error, transient] of outcomes) {
+      const { credential, provider } = setup();
+      const pending = provider.getToken().catch((e: unknown) => e);
+      await flushPromises();
+      credential.fail(error);
+      const err = (await pending) as TokenAcquisitionError;
+      expect(err.transient, what).toBe(transient);
+      expect(err.code, what).toBe(transient ? 14 : 16);
+    }
+  });
+
   it('scrubs secrets and token-shaped strings from error messages', async () => {
     const clock = new ManualClock();
     const secret = 's3cr3t+value/with=chars';
@@ -170,6 +208,7 @@ describe('token provider', () => {
     const err = (await pending) as TokenAcquisitionError;
     expect(err).toBeInstanceOf(TokenAcquisitionError);
     expect(err.message).toContain('timed out after 2000 ms');
+    expect(err.code).toBe(14); // UNAVAILABLE: a retry may find the source answering
     expect(credential.calls[0]?.options?.abortSignal?.aborted).toBe(true);
   });
 

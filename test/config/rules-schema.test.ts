@@ -17,10 +17,10 @@ function problems(rulesYaml: string, extra = ''): string[] {
 
 describe('rules are refused at load, each problem with its path', () => {
   it.each([
-    ['unknown rule key', '  - name: a\n    mach: {}\n', 'rules[0]: Unrecognized key: "mach"'],
-    ['unknown match key', '  - name: a\n    match: { host: [a.com] }\n', 'rules[0].match: Unrecognized key: "host"'],
-    ['unknown requirement key', '  - name: a\n    require: { role: { anyOf: [x] } }\n', 'rules[0].require: Unrecognized key: "role"'],
-    ['empty anyOf', '  - name: a\n    require: { roles: { anyOf: [] } }\n', 'rules[0].require.roles.anyOf: Too small'],
+    ['unknown rule key', '  - name: a\n    mach: {}\n', 'rules[0].mach: unknown key — did you mean "match"?'],
+    ['unknown match key', '  - name: a\n    match: { host: [a.com] }\n', 'rules[0].match.host: unknown key — did you mean "hosts"?'],
+    ['unknown requirement key', '  - name: a\n    require: { role: { anyOf: [x] } }\n', 'rules[0].require.role: unknown key — did you mean "roles"?'],
+    ['empty anyOf', '  - name: a\n    require: { roles: { anyOf: [] } }\n', 'rules[0].require.roles.anyOf: must list at least one item'],
     ['roles without anyOf/allOf', '  - name: a\n    require: { roles: {} }\n', 'rules[0].require.roles: give anyOf, allOf or both'],
     ['empty require.anyOf alternative', '  - name: a\n    require: { anyOf: [ {} ] }\n', 'rules[0].require.anyOf[0]: an alternative needs at least one requirement'],
     [
@@ -58,7 +58,7 @@ describe('rules are refused at load, each problem with its path', () => {
     ['empty peer requirement', '  - name: a\n    require: { peer: {} }\n', 'rules[0].require.peer: give spiffeIds, spiffePatterns, dnsSans or requireBoundToken'],
     ['invalid SPIFFE id', '  - name: a\n    require: { peer: { spiffeIds: [https://x] } }\n', 'rules[0].require.peer.spiffeIds[0]: '],
     ['invalid app id', '  - name: a\n    require: { appIds: [not-a-guid] }\n', 'rules[0].require.appIds[0]: expected a GUID'],
-    ['invalid token type', '  - name: a\n    require: { tokenType: robot }\n', 'rules[0].require.tokenType: Invalid option'],
+    ['invalid token type', '  - name: a\n    require: { tokenType: robot }\n', 'rules[0].require.tokenType: must be one of "app", "user"'],
     ['scope with a space', '  - name: a\n    require: { scopes: { anyOf: ["a b"] } }\n', 'rules[0].require.scopes.anyOf[0]: a scope has no spaces'],
     ['invalid rule name', '  - name: "a b"\n', 'rules[0].name: use 1-128 letters'],
     ['host with a port', '  - name: a\n    match: { hosts: ["a.com:443"] }\n', 'rules[0].match.hosts[0]: expected a host name'],
@@ -73,7 +73,7 @@ describe('rules are refused at load, each problem with its path', () => {
     ['no path kind', '  - name: a\n    match: { paths: [{}] }\n', 'rules[0].match.paths[0]: give exactly one of exact, prefix, grpc'],
     ['bad gRPC name', '  - name: a\n    match: { paths: [{ grpc: "shop.v1.Orders/Get/x" }] }\n', 'rules[0].match.paths[0].grpc: expected package.Service'],
     ['bad method', '  - name: a\n    match: { methods: ["GET POST"] }\n', 'rules[0].match.methods[0]: expected an HTTP method'],
-    ['empty methods list', '  - name: a\n    match: { methods: [] }\n', 'rules[0].match.methods: Too small'],
+    ['empty methods list', '  - name: a\n    match: { methods: [] }\n', 'rules[0].match.methods: must list at least one item'],
     ['duplicate names', '  - name: a\n    match: { methods: [GET] }\n  - name: a\n', 'rules[1].name: duplicate rule name "a" (also rules[0])'],
     [
       'tenant outside entra.tenants',
@@ -96,8 +96,8 @@ describe('rules are refused at load, each problem with its path', () => {
       '  - name: svc\n    match: { paths: [{ grpc: a.B }] }\n  - name: m\n    match: { paths: [{ grpc: a.B/C }, { exact: /a.B/D }] }\n',
       'rules[1]: rule "m" is unreachable: rules[0] "svc"',
     ],
-    ['no rules', '  []\n', 'rules: Too small'],
-    ['dryRun not a boolean', '  - name: a\n', 'dryRun: Invalid input: expected boolean', 'dryRun: "yes please"\n'],
+    ['no rules', '  []\n', 'rules: must list at least one item'],
+    ['dryRun not a boolean', '  - name: a\n', 'dryRun: must be true or false, not a string', 'dryRun: "yes please"\n'],
   ])('%s', (_name, rules, expected, extra = '') => {
     const found = problems(rules, extra);
     expect(found.some((p) => p.startsWith(expected)), `${expected}\nnot in:\n${found.join('\n')}`).toBe(true);

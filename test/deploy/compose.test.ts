@@ -20,7 +20,8 @@ const svc = (name: string): Obj => obj(services[name]);
 const ENVOY_IMAGE_UID = 101;
 /** Ports the third-party images listen on by themselves (their documented defaults). */
 const IMAGE_PORTS: Record<string, number[]> = {
-  'jaegertracing/all-in-one': [16686, 4317, 4318, 14268, 14250],
+  // Jaeger v2's UI; its OTLP receivers are opened by `--set=receivers.otlp...endpoint=` flags.
+  'jaegertracing/jaeger': [16686],
 };
 
 // --- Dockerfile -------------------------------------------------------------------------------
@@ -121,7 +122,8 @@ function listeningPorts(name: string): number[] {
   }
   const listen = obj(s['environment'])['LISTEN'];
   if (typeof listen === 'string') return [hostPort(listen).port];
-  for (const [prefix, ports] of Object.entries(IMAGE_PORTS)) if (image.startsWith(prefix)) return ports;
+  const setEndpoints = cmd.map((c) => /^--set=receivers\.[\w.]+\.endpoint=(.+)$/.exec(c)?.[1]).filter((e) => e !== undefined);
+  for (const [prefix, ports] of Object.entries(IMAGE_PORTS)) if (image.startsWith(prefix)) return [...ports, ...setEndpoints.map((e) => hostPort(e).port)];
   return [];
 }
 
@@ -334,6 +336,17 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('pins every image it pulls to a release, never a floating `latest`', () => {
+    const pulled = serviceNames.filter((n) => svc(n)['build'] === undefined).map((n) => String(svc(n)['image']));
+    expect(pulled.length).toBeGreaterThanOrEqual(3);
+    for (const image of pulled) expect(image, image).toMatch(/^[\w./-]+:v?\d+\.\d+\.\d+(@sha256:[0-9a-f]{64})?$/);
+  });
+
+  it('collects traces in Jaeger v2, listening for OTLP where the collector exports', () => {
+    expect(String(svc('jaeger')['image'])).toMatch(/^jaegertracing\/jaeger:2\./);
+    expect(listeningPorts('jaeger')).toEqual(expect.arrayContaining([16686, 4317, 4318]));
+  });
+
   it('hardens the containers it builds: read-only root, no capabilities, no privilege escalation', () => {
     for (const name of ['entra', 'entra-authz', 'orders', 'demo-client']) {
       const s = svc(name);
@@ -360,6 +373,36 @@ describe('Dockerfile', () => {
     expect(server.lines.join('\n')).toMatch(/COPY --from=deps \/app\/node_modules/);
     expect(stages.find((s) => s.name === 'deps')?.lines.join('\n')).toMatch(/npm ci --omit=dev/);
     expect(stages.find((s) => s.name === 'build')?.lines.join('\n')).toMatch(/npm run build/);
+  });
+
+  it('builds on a pinned release of a supported Node.js LTS line that package.json\'s engines accept', () => {
+    const dockerfile = readFileSync(repoPath('Dockerfile'), 'utf8');
+    const nodeImage = /^ARG NODE_IMAGE=(\S+)$/m.exec(dockerfile)?.[1] ?? '';
+    const version = /^node:(\d+)\.(\d+)\.(\d+)-alpine(?:@sha256:[0-9a-f]{64})?$/.exec(nodeImage);
+    expect(version, nodeImage).not.toBeNull();
+    const major = Number(version?.[1]);
+    expect([22, 24]).toContain(major);
+    // `^N.x` accepts major N alone, `>=N.x` every major from N on.
+    const accepts = (range: string): boolean => {
+      const m = /^(\^|>=)(\d+)\./.exec(range.trim());
+      return m !== null && (m[1] === '^' ? Number(m[2]) === major : Number(m[2]) <= major);
+    };
+    const engines = String(obj(obj(JSON.parse(readFileSync(repoPath('package.json'), 'utf8')))['engines'])['node']);
+    expect(engines.split('||').some(accepts), engines).toBe(true);
+    // Every other base image is pinned to a version too.
+    for (const stage of stages.filter((s) => !s.from.startsWith('$') && !stages.some((o) => o.name === s.from))) {
+      expect(stage.from, stage.name).toMatch(/^[\w./-]+:\d+\.\d+(\.\d+)?(-[\w.]+)?(@sha256:[0-9a-f]{64})?$/);
+    }
+  });
+
+  it('keeps development tools out of the server image: tsx and the demo\'s needs reach only the demo stage', () => {
+    const pkg = obj(JSON.parse(readFileSync(repoPath('package.json'), 'utf8')));
+    const runtimeDeps = Object.keys(obj(pkg['dependencies']));
+    for (const tool of ['tsx', 'typescript', '@azure/identity', '@opentelemetry/sdk-node', '@opentelemetry/sdk-trace-node']) expect(runtimeDeps, tool).not.toContain(tool);
+    expect(Object.keys(obj(pkg['devDependencies']))).toContain('tsx');
+    const demo = stages.find((s) => s.name === 'demo') as Stage;
+    expect(demo.lines.join('\n')).toMatch(/COPY --from=build \/app\/node_modules/);
+    expect(demo.lines).toContain('ENTRYPOINT ["node", "--import", "tsx"]');
   });
 
   it('copies only files that exist and that .dockerignore lets into the build context', () => {

@@ -26,6 +26,57 @@ const baseConfig = obj(parse(configText(find(k8s, 'ConfigMap', 'entra-authz-conf
 const matches = (selector: Obj, labels: Obj): boolean =>
   Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
 
+/** A Kubernetes label selector (`matchLabels` and `matchExpressions`) applied to a label set. */
+function selects(selector: Obj, labels: Obj): boolean {
+  const byLabels = Object.entries(obj(selector['matchLabels'])).every(([k, v]) => labels[k] === v);
+  const byExpressions = arr(selector['matchExpressions']).every((e) => {
+    const { key, operator, values } = obj(e);
+    const has = Object.hasOwn(labels, String(key));
+    const among = arr(values).includes(labels[String(key)]);
+    return { In: has && among, NotIn: !among, Exists: has, DoesNotExist: !has }[String(operator)] ?? false;
+  });
+  return byLabels && byExpressions;
+}
+
+/** Whether a NetworkPolicy lets a pod of a namespace with `namespaceLabels` reach `port`. */
+function networkPolicyAdmits(policy: Obj, namespaceLabels: Obj, port: number): boolean {
+  return arr(obj(policy['spec'])['ingress']).some((rule) => {
+    const ports = arr(obj(rule)['ports']).map((p) => Number(obj(p)['port']));
+    if (ports.length > 0 && !ports.includes(port)) return false;
+    const from = arr(obj(rule)['from']).map(obj);
+    // A peer with only a namespaceSelector admits every pod of the selected namespaces.
+    return from.length === 0 || from.some((peer) => peer['namespaceSelector'] !== undefined && peer['podSelector'] === undefined && selects(obj(peer['namespaceSelector']), namespaceLabels));
+  });
+}
+
+/** Capabilities each Pod Security Standards level lets a container add (baseline's list; restricted's). */
+const PSS_ALLOWED_ADD: Record<string, string[] | 'any'> = {
+  privileged: 'any',
+  baseline: ['AUDIT_WRITE', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'MKNOD', 'NET_BIND_SERVICE', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT'],
+  restricted: ['NET_BIND_SERVICE'],
+};
+
+/** Whether a Pod Security level admits a container's securityContext (capabilities and privileged mode). */
+function pssAdmits(level: string, securityContext: Obj): boolean {
+  const allowed = PSS_ALLOWED_ADD[level];
+  if (allowed === undefined) return false;
+  if (allowed === 'any') return true;
+  const added = arr(obj(securityContext['capabilities'])['add']).map(String);
+  return securityContext['privileged'] !== true && added.every((c) => allowed.includes(c));
+}
+
+/** The securityContexts of the containers Istio's sidecar injector adds, with and without its CNI plugin. */
+const ISTIO_INJECTED: Record<'cni' | 'initContainer', Record<string, Obj>> = {
+  cni: {
+    'istio-validation': { runAsUser: 1337, runAsNonRoot: true, allowPrivilegeEscalation: false, privileged: false, capabilities: { drop: ['ALL'] } },
+    'istio-proxy': { runAsUser: 1337, runAsNonRoot: true, allowPrivilegeEscalation: false, privileged: false, capabilities: { drop: ['ALL'] } },
+  },
+  initContainer: {
+    'istio-init': { runAsUser: 0, runAsNonRoot: false, allowPrivilegeEscalation: false, privileged: false, capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] } },
+    'istio-proxy': { runAsUser: 1337, runAsNonRoot: true, allowPrivilegeEscalation: false, privileged: false, capabilities: { drop: ['ALL'] } },
+  },
+};
+
 describe('deploy/kubernetes', () => {
   it('parses, and the kustomization lists exactly the manifests in the directory', () => {
     for (const d of k8s) {
@@ -130,6 +181,19 @@ describe('deploy/kubernetes', () => {
     expect(obj(obj(obj(deployment['spec'])['strategy'])['rollingUpdate'])['maxUnavailable']).toBe(0);
   });
 
+  it('leaves the replica count to the HPA, so an apply never resets a scaled-out Deployment', () => {
+    expect(obj(deployment['spec'])['replicas']).toBeUndefined();
+  });
+
+  it('pauses before SIGTERM with the kubelet\'s own sleep, starting no process in the container', () => {
+    const preStop = obj(obj(container['lifecycle'])['preStop']);
+    expect(Object.keys(preStop)).toEqual(['sleep']);
+    const pause = Number(obj(preStop['sleep'])['seconds']);
+    expect(pause).toBeGreaterThan(0);
+    const shutdown = Number(obj(baseConfig['server'])['shutdownGraceSeconds']);
+    expect(Number(podSpec['terminationGracePeriodSeconds'])).toBeGreaterThan(shutdown + pause);
+  });
+
   it('lets only proxies reach 9001 and only monitoring reach 9090', () => {
     const np = obj(find(k8s, 'NetworkPolicy')['spec']);
     expect(matches(obj(obj(np['podSelector'])['matchLabels']), podLabels)).toBe(true);
@@ -182,6 +246,52 @@ describe('deploy/istio', () => {
       expect(obj(rule['match'])['paths'], String(rule['name'])).toBeDefined();
     }
     expect(hostPort(String(obj(patchedConfig['server'])['listen'])).port).toBe(9001);
+  });
+
+  const namespaces = istio.filter((d) => d['kind'] === 'Namespace');
+  const namespaceLabels = (name: string): Obj => ({
+    ...obj(obj(namespaces.find((n) => obj(n['metadata'])['name'] === name)?.['metadata'])['labels']),
+    // Kubernetes sets this label on every namespace itself.
+    'kubernetes.io/metadata.name': name,
+  });
+  const networkPolicy = find(k8s, 'NetworkPolicy');
+
+  it('lets every namespace whose sidecars call Check through the NetworkPolicy, and no other', () => {
+    const allowPolicy = find(istio, 'AuthorizationPolicy', 'entra-authz-callers');
+    const callers = arr(obj(allowPolicy['spec'])['rules'])
+      .map(obj)
+      .filter((r) => arr(r['to']).some((t) => arr(obj(obj(t)['operation'])['ports']).includes('9001')))
+      .flatMap((r) => arr(r['from']).flatMap((f) => arr(obj(obj(f)['source'])['namespaces']).map(String)));
+    // The protected workloads' sidecars are the callers: their namespace must be among them.
+    const protectedNamespaces = istio
+      .filter((d) => d['kind'] === 'AuthorizationPolicy' && obj(d['spec'])['action'] === 'CUSTOM')
+      .map((d) => String(obj(d['metadata'])['namespace']));
+    expect(callers).toEqual(expect.arrayContaining(protectedNamespaces));
+    expect(callers.length).toBeGreaterThan(0);
+    for (const ns of callers) expect(networkPolicyAdmits(networkPolicy, namespaceLabels(ns), 9001), ns).toBe(true);
+    expect(networkPolicyAdmits(networkPolicy, namespaceLabels('some-other-team'), 9001)).toBe(false);
+    expect(networkPolicyAdmits(networkPolicy, namespaceLabels('shop'), 9090)).toBe(false);
+  });
+
+  it('injects sidecars in the caller namespaces it declares', () => {
+    for (const ns of namespaces) expect(obj(obj(ns['metadata'])['labels'])['istio-injection'], String(obj(ns['metadata'])['name'])).toBe('enabled');
+  });
+
+  it('enforces a Pod Security level that admits the sidecar Istio injects with its CNI plugin, and says the plugin is required', () => {
+    const kustomization = readYaml(ISTIO, 'kustomization.yaml');
+    const namespacePatch = arr(kustomization['patches'])
+      .map((p) => obj(parse(String(obj(p)['patch'] ?? '{}'))))
+      .find((p) => p['kind'] === 'Namespace' && obj(p['metadata'])['name'] === 'entra-authz');
+    const baseLabels = obj(obj(find(k8s, 'Namespace', 'entra-authz')['metadata'])['labels']);
+    const labels = { ...baseLabels, ...obj(obj(namespacePatch?.['metadata'])['labels']) };
+    const level = String(labels['pod-security.kubernetes.io/enforce']);
+    expect(level).not.toBe('privileged');
+    expect(pssAdmits(level, obj(container['securityContext']))).toBe(true);
+    for (const [name, sc] of Object.entries(ISTIO_INJECTED.cni)) expect(pssAdmits(level, sc), name).toBe(true);
+    // istio-init would be refused, so the overlay cannot work without the CNI plugin: it must say so.
+    expect(pssAdmits(level, ISTIO_INJECTED.initContainer['istio-init'] as Obj)).toBe(false);
+    expect(readFileSync(repoPath(ISTIO, 'kustomization.yaml'), 'utf8')).toMatch(/Requires the Istio CNI plugin/);
+    expect(readFileSync(repoPath('docs', 'deployment.md'), 'utf8')).toMatch(/Istio CNI/);
   });
 
   it('builds on the Kubernetes base with patches that exist and drop the TLS Secret mount', () => {
