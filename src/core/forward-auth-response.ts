@@ -31,6 +31,12 @@ function denyStatus(shape: ForwardAuthShape | undefined, status: number): number
   return status;
 }
 
+/** The status `toForwardAuthAnswer` answers `plan` with. */
+export function forwardAuthStatus(plan: ResponsePlan, shape: ForwardAuthShape | undefined): number {
+  if (plan.kind === 'unavailable') return REASONS.keys_unavailable.httpStatus;
+  return plan.kind === 'deny' ? denyStatus(shape, plan.httpStatus) : 200;
+}
+
 /**
  * ResponsePlan → HTTP answer. An allow is 200 with the identity headers for the upstream. Headers
  * the plan removes are handed over empty in the nginx and forward-auth shapes (the shipped proxy
@@ -41,10 +47,10 @@ function denyStatus(shape: ForwardAuthShape | undefined, status: number): number
 export function toForwardAuthAnswer(plan: ResponsePlan, shape: ForwardAuthShape | undefined, tokenHeader: string): ForwardAuthAnswer {
   if (plan.kind === 'unavailable') {
     const body = JSON.stringify({ error: plan.message, message: REASONS.keys_unavailable.message });
-    return { status: REASONS.keys_unavailable.httpStatus, headers: [['content-type', 'application/json'], NO_STORE], body };
+    return { status: forwardAuthStatus(plan, shape), headers: [['content-type', 'application/json'], NO_STORE], body };
   }
   if (plan.kind === 'deny') {
-    return { status: denyStatus(shape, plan.httpStatus), headers: [...plan.headers, NO_STORE], body: plan.body };
+    return { status: forwardAuthStatus(plan, shape), headers: [...plan.headers, NO_STORE], body: plan.body };
   }
   const headers: (readonly [string, string])[] = [...plan.setHeaders, NO_STORE];
   if (shape === 'envoy') {
@@ -52,5 +58,5 @@ export function toForwardAuthAnswer(plan: ResponsePlan, shape: ForwardAuthShape 
   } else {
     for (const name of plan.removeHeaders) if (name !== tokenHeader) headers.push([name, '']);
   }
-  return { status: 200, headers, body: '' };
+  return { status: forwardAuthStatus(plan, shape), headers, body: '' };
 }

@@ -40,6 +40,13 @@ export interface ForwardAuthRequest {
   readonly protocol: string;
 }
 
+/** Each endpoint's template: the low-cardinality name telemetry gives it (`http.route`). */
+export const FORWARD_AUTH_ROUTES: Readonly<Record<ForwardAuthShape, string>> = {
+  envoy: `${FORWARD_AUTH_PATHS.envoyPrefix}/*`,
+  nginx: FORWARD_AUTH_PATHS.nginx,
+  forwarded: FORWARD_AUTH_PATHS.forwarded,
+};
+
 export type ForwardAuthParse =
   | { readonly ok: true; readonly shape: ForwardAuthShape; readonly request: RequestView }
   | { readonly ok: false; readonly shape: ForwardAuthShape | undefined; readonly detail: string };
@@ -187,4 +194,17 @@ export function parseForwardAuthRequest(req: ForwardAuthRequest, limits: Request
       requestId: headers.get('x-request-id')?.[0] ?? '',
     },
   };
+}
+
+/**
+ * The authorization request's own endpoint as telemetry may show it: its template, and its path
+ * without the query — for Envoy the prefix and the normalised original path, and nothing when that
+ * path could not be read or normalised. An unknown endpoint gets neither: its path is client input.
+ */
+export function forwardAuthEndpoint(parsed: ForwardAuthParse): { readonly route?: string; readonly path?: string } {
+  if (parsed.shape === undefined) return {};
+  const route = FORWARD_AUTH_ROUTES[parsed.shape];
+  if (parsed.shape !== 'envoy') return { route, path: route };
+  if (!parsed.ok || parsed.request.pathProblem !== '') return { route };
+  return { route, path: `${FORWARD_AUTH_PATHS.envoyPrefix}${parsed.request.path}` };
 }

@@ -22,7 +22,7 @@ import { dryRunScope } from '../policy/compile.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
-import { NOOP_CHECK_TRACER, type CheckSpan, type GrpcMetadataMap } from '../telemetry/tracing.js';
+import { NOOP_CHECK_TRACER, type CheckSpan, type GrpcMetadataMap, type HttpCheckRequest } from '../telemetry/tracing.js';
 import { loadPeerSettings } from './peer-settings.js';
 
 /** The parts of telemetry the runtime feeds; `Telemetry` fits. Without `traceKeyFetches`, key fetches get no spans. */
@@ -61,6 +61,10 @@ export interface CheckVia {
   readonly mode?: CheckMode;
   /** Transport metadata that may carry trace context (gRPC metadata map). */
   readonly traceMetadata?: GrpcMetadataMap;
+  /** An HTTP authorization request: its span gets the HTTP server shape instead of the gRPC one. */
+  readonly http?: HttpCheckRequest;
+  /** The HTTP status the adapter will answer a plan with, for the span. */
+  readonly answerStatus?: (plan: ResponsePlan) => number;
 }
 
 export interface Runtime {
@@ -140,35 +144,50 @@ export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<
   };
 
   /** Fail closed: whatever went wrong, the caller gets an `internal_error` deny and the log one line. */
-  const failClosed = (err: unknown, span: CheckSpan, request: NormalizeResult, settings: ResponseSettings, started: number, mode: CheckMode): ResponsePlan => {
+  /** The HTTP status an HTTP-mode span records; undefined in gRPC mode or if the adapter's mapping fails. */
+  const statusFor = (via: CheckVia, response: ResponsePlan): number | undefined => {
+    try {
+      return via.answerStatus?.(response);
+    } catch {
+      return undefined;
+    }
+  };
+
+  /** Fail closed: whatever went wrong, the caller gets an `internal_error` deny and the log one line. */
+  const failClosed = (err: unknown, span: CheckSpan, request: NormalizeResult, settings: ResponseSettings, started: number, via: CheckVia): ResponsePlan => {
     const decision: DenyDecision = { kind: 'deny', id: newId(), reason: 'internal_error', detail: 'unexpected error', rule: undefined, identity: undefined };
     // The error's name only: a library's message may quote its input.
     log.error({ decisionId: decision.id, error: err instanceof Error ? err.name : typeof err }, 'check failed unexpectedly; denied');
+    let response: ResponsePlan;
     try {
-      telemetry?.recordDecision({ span, outcome: { decision, request: request.ok ? request.request : undefined, outcomes: [] }, durationMs: performance.now() - started, mode });
+      response = plan(decision, settings);
+    } catch {
+      response = planResponse(decision, settings);
+    }
+    try {
+      const outcome = { decision, request: request.ok ? request.request : undefined, outcomes: [] };
+      telemetry?.recordDecision({ span, outcome, durationMs: performance.now() - started, mode: via.mode, httpStatusCode: statusFor(via, response) });
     } catch {
       // Already logged above; the deny stands.
     }
-    try {
-      return plan(decision, settings);
-    } catch {
-      return planResponse(decision, settings);
-    }
+    return response;
   };
 
   const snapshotOf = (parts: Parts): RuntimeSnapshot => ({
     config: parts.config,
     limits: parts.decider.limits,
-    async check(request, { mode = 'grpc', traceMetadata }: CheckVia = {}) {
+    async check(request, via: CheckVia = {}) {
       const started = performance.now();
-      const span = checks.startCheckFrom(request.ok ? request.request.headers : NO_HEADERS, traceMetadata);
+      const headers = request.ok ? request.request.headers : NO_HEADERS;
+      const span = via.http ? checks.startHttpCheckFrom(headers, via.http) : checks.startCheckFrom(headers, via.traceMetadata);
       try {
         const outcome: CheckOutcome = request.ok ? await parts.decider.decide(request.request, span) : parts.decider.unreadable(request.detail);
         const response = plan(outcome.decision, parts.settings, peerFacts(outcome.peer), outcome.request?.headers.keys());
-        telemetry?.recordDecision({ span, outcome, durationMs: performance.now() - started, mode });
+        const durationMs = performance.now() - started;
+        telemetry?.recordDecision({ span, outcome, durationMs, mode: via.mode, httpStatusCode: statusFor(via, response) });
         return response;
       } catch (err) {
-        return failClosed(err, span, request, parts.settings, started, mode);
+        return failClosed(err, span, request, parts.settings, started, via);
       }
     },
   });

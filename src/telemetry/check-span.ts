@@ -13,6 +13,21 @@ export interface CheckEndAttributes {
   readonly mode?: CheckMode;
   /** Dry-run mode was on for this check; always true when the decision carries `dryRun`. */
   readonly dryRun?: boolean;
+  /** HTTP mode: the status the authorization request was answered with. */
+  readonly httpStatusCode?: number;
+}
+
+/**
+ * An HTTP authorization request as its Check span describes it (OpenTelemetry's HTTP server
+ * conventions). Only low-cardinality or normalised values: never the query, never headers.
+ */
+export interface HttpCheckRequest {
+  /** Method of the authorization request itself. */
+  readonly method: string;
+  /** The endpoint's template (`/envoy/*`, `/nginx`, `/forward-auth`); absent for an unknown endpoint. */
+  readonly route?: string;
+  /** The request path without its query, normalised; absent when it could not be read safely. */
+  readonly path?: string;
 }
 
 /** One Check's span. Obtain from `CheckTracer.startCheckFrom`; call `end` exactly once. */
@@ -40,6 +55,8 @@ export interface CheckTracer {
    * (see `parentContextFrom`). When tracing is off it looks at neither.
    */
   startCheckFrom(headers: HeaderCarrier, grpcMetadata?: GrpcMetadataMap): CheckSpan;
+  /** Starts the Check span of an HTTP authorization request: HTTP server shape, no `rpc.*`. */
+  startHttpCheckFrom(headers: HeaderCarrier, http: HttpCheckRequest): CheckSpan;
 }
 
 const NOOP_CHECK_SPAN: CheckSpan = Object.freeze({
@@ -51,15 +68,39 @@ const NOOP_CHECK_SPAN: CheckSpan = Object.freeze({
 });
 
 /** The tracer used when tracing is off: every check gets the same frozen no-op span. */
-export const NOOP_CHECK_TRACER: CheckTracer = Object.freeze({ enabled: false, startCheckFrom: () => NOOP_CHECK_SPAN });
+export const NOOP_CHECK_TRACER: CheckTracer = Object.freeze({
+  enabled: false,
+  startCheckFrom: () => NOOP_CHECK_SPAN,
+  startHttpCheckFrom: () => NOOP_CHECK_SPAN,
+});
 
 export const errorName = (err: unknown): string => (err instanceof Error ? err.name || 'Error' : typeof err);
 
 const CHECK_ATTRIBUTES: Attributes = Object.freeze({
-  'rpc.system': 'grpc',
-  'rpc.service': 'envoy.service.auth.v3.Authorization',
-  'rpc.method': 'Check',
+  [ATTR.rpcSystem]: 'grpc',
+  [ATTR.rpcService]: 'envoy.service.auth.v3.Authorization',
+  [ATTR.rpcMethod]: 'Check',
 });
+
+// The methods OpenTelemetry names as they are; any other is `_OTHER`, so a client cannot mint span names.
+const KNOWN_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+
+/** Span name and start attributes of an HTTP-mode check: `{method} {route}`, `HTTP` for unknown methods. */
+function httpSpanStart(http: HttpCheckRequest): { name: string; attributes: Attributes } {
+  const known = KNOWN_METHODS.has(http.method);
+  const method = known ? http.method : '_OTHER';
+  const name = `${known ? http.method : 'HTTP'}${http.route === undefined ? '' : ` ${http.route}`}`;
+  return {
+    name,
+    attributes: {
+      [ATTR.httpMethod]: method,
+      // The original only when it is a plain token: a raw method could be anything a client typed.
+      ...(!known && /^[A-Za-z-]{1,32}$/.test(http.method) && { [ATTR.httpMethodOriginal]: http.method }),
+      ...(http.route !== undefined && { [ATTR.httpRoute]: http.route }),
+      ...(http.path !== undefined && { [ATTR.urlPath]: http.path }),
+    },
+  };
+}
 
 /** Only identifiers and enumerations: never claims beyond tenant and app id, never headers. */
 function decisionAttributes(decision: Decision, extra: CheckEndAttributes): Attributes {
@@ -74,6 +115,7 @@ function decisionAttributes(decision: Decision, extra: CheckEndAttributes): Attr
     ...(extra.mode !== undefined && { [ATTR.mode]: extra.mode }),
     // An answered Check is an OK RPC whatever it decided; only "could not decide" fails the RPC.
     ...(extra.mode !== 'http' && { [ATTR.grpcStatusCode]: decision.kind === 'unavailable' ? GrpcCode.UNAVAILABLE : GrpcCode.OK }),
+    ...(extra.mode === 'http' && extra.httpStatusCode !== undefined && { [ATTR.httpStatusCode]: extra.httpStatusCode }),
     ...(decision.dryRun !== undefined && { [ATTR.wouldDeny]: decision.dryRun.wouldDeny }),
   };
 }
@@ -125,6 +167,12 @@ export function createCheckTracer(tracer: Tracer, propagator: TextMapPropagator,
     startCheckFrom(headers: HeaderCarrier, grpcMetadata?: GrpcMetadataMap): CheckSpan {
       const parent = parentContextFrom(propagator, headers, grpcMetadata);
       const span = tracer.startSpan(SPAN_CHECK, { kind: SpanKind.SERVER, attributes: CHECK_ATTRIBUTES }, parent);
+      return recordingCheckSpan(tracer, span, parent, phaseContext);
+    },
+    startHttpCheckFrom(headers: HeaderCarrier, http: HttpCheckRequest): CheckSpan {
+      const parent = parentContextFrom(propagator, headers);
+      const { name, attributes } = httpSpanStart(http);
+      const span = tracer.startSpan(name, { kind: SpanKind.SERVER, attributes }, parent);
       return recordingCheckSpan(tracer, span, parent, phaseContext);
     },
   });

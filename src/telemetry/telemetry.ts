@@ -56,6 +56,8 @@ export interface RecordDecisionInput {
   readonly dryRun?: boolean;
   /** The front door the check came through. Default `grpc`. */
   readonly mode?: CheckMode;
+  /** HTTP mode: the status the authorization request is answered with. */
+  readonly httpStatusCode?: number;
 }
 
 export interface Telemetry {
@@ -125,11 +127,11 @@ export async function startTelemetry(options: StartTelemetryOptions): Promise<Te
     get audit() {
       return audit;
     },
-    recordDecision({ span, outcome, durationMs, dryRun: dryRunMode, mode = 'grpc' }) {
+    recordDecision({ span, outcome, durationMs, dryRun: dryRunMode, mode = 'grpc', httpStatusCode }) {
       const { decision, tokenCacheHit } = outcome;
       const dryRun = dryRunMode === true || decision.dryRun !== undefined;
       try {
-        span.end(decision, { cacheHit: tokenCacheHit ?? false, dryRun, mode });
+        span.end(decision, { cacheHit: tokenCacheHit ?? false, dryRun, mode, httpStatusCode });
       } catch {
         // Tracing problems never affect the decision.
       }

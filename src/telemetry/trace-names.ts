@@ -30,7 +30,18 @@ export const ATTR = {
   keyFetchKind: 'entra_authz.key_fetch.kind',
   /** On key-fetch spans: `ok` or `error`. */
   keyFetchResult: 'entra_authz.key_fetch.result',
+  rpcSystem: 'rpc.system',
+  rpcService: 'rpc.service',
+  rpcMethod: 'rpc.method',
   /** The RPC's own status: 0 for every answered Check (allow or deny), 14 when it fails. */
   grpcStatusCode: 'rpc.grpc.status_code',
+  /** HTTP-mode checks: the authorization request's method, `_OTHER` for unknown ones. */
+  httpMethod: 'http.request.method',
+  httpMethodOriginal: 'http.request.method_original',
+  /** HTTP-mode checks: the endpoint's template. */
+  httpRoute: 'http.route',
+  /** HTTP-mode checks: the authorization request's path, normalised, without the query. */
+  urlPath: 'url.path',
+  httpStatusCode: 'http.response.status_code',
   errorType: 'error.type',
 } as const;

@@ -18,7 +18,7 @@ import { NOOP_CHECK_TRACER, createCheckTracer, type CheckTracer } from './check-
 import { traceKeyFetches } from './key-fetch-span.js';
 import { propagatorFromEnv } from './propagation.js';
 
-export { NOOP_CHECK_TRACER, type CheckSpan, type CheckTracer } from './check-span.js';
+export { NOOP_CHECK_TRACER, type CheckSpan, type CheckTracer, type HttpCheckRequest } from './check-span.js';
 export type { GrpcMetadataMap, HeaderCarrier } from './propagation.js';
 export { ATTR, PHASE, SPAN_CHECK } from './trace-names.js';
 

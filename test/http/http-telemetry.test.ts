@@ -9,7 +9,7 @@ import { silentLogger } from '../../src/telemetry/logger.js';
 import { METRIC } from '../../src/telemetry/metrics.js';
 import { startTelemetry, type Telemetry } from '../../src/telemetry/telemetry.js';
 import { ATTR, SPAN_CHECK } from '../../src/telemetry/tracing.js';
-import { startHarness, type Harness } from '../support/harness.js';
+import { allowance, startHarness, type Harness } from '../support/harness.js';
 import { findSample, httpGet, parsePrometheus } from '../telemetry/fixtures.js';
 import { send } from './support.js';
 
@@ -63,8 +63,16 @@ describe('HTTP authorization mode telemetry', () => {
     expect(record).toMatchObject({ mode: 'http', decision: 'allow', method: 'GET', host: 'shop.example.com', path: '/orders', traceId });
     expect(JSON.stringify(record)).not.toContain(token);
 
-    const span = exporter.getFinishedSpans().find((s) => s.name === SPAN_CHECK && s.attributes[ATTR.decisionId] === decisionId);
-    expect(span?.attributes[ATTR.mode]).toBe('http');
+    const span = exporter.getFinishedSpans().find((s) => s.attributes[ATTR.decisionId] === decisionId);
+    expect(span?.name).toBe('GET /forward-auth');
+    expect(span?.attributes).toMatchObject({
+      [ATTR.mode]: 'http',
+      'http.request.method': 'GET',
+      'http.route': '/forward-auth',
+      'url.path': '/forward-auth',
+      'http.response.status_code': 200,
+    });
+    expect(Object.keys(span?.attributes ?? {}).filter((k) => k.startsWith('rpc.'))).toEqual([]);
     expect(span?.spanContext().traceId).toBe(traceId);
     expect(span?.parentSpanContext?.spanId).toBe(parentSpanId);
 
@@ -82,5 +90,38 @@ describe('HTTP authorization mode telemetry', () => {
       return found;
     });
     expect(record).toMatchObject({ mode: 'http', decision: 'deny', reason: 'request_malformed', detail: 'no x-original-uri header' });
+    // nginx turns any status but 401/403 into a 500, so the 400 of request_malformed is answered as 403.
+    expect(reply.status).toBe(403);
+    const span = exporter.getFinishedSpans().find((s) => s.attributes[ATTR.decisionId] === decisionId);
+    expect(span?.name).toBe('GET /nginx');
+    expect(span?.attributes['http.response.status_code']).toBe(403);
+  });
+
+  it('traces an Envoy http_service check with the normalised original path behind the prefix and never its query', async () => {
+    const reply = await send(`${base}/envoy/%6Frders/?secret=hunter2`, { method: 'POST', headers: [['Host', 'shop.example.com']] });
+    expect(reply.status).toBe(401);
+    const decisionId = String(reply.headers['x-entra-decision-id']);
+    const span = await vi.waitFor(() => {
+      const found = exporter.getFinishedSpans().find((s) => s.attributes[ATTR.decisionId] === decisionId);
+      if (!found) throw new Error('no span yet');
+      return found;
+    });
+    expect(span.name).toBe('POST /envoy/*');
+    expect(span.attributes).toMatchObject({ 'http.request.method': 'POST', 'http.route': '/envoy/*', 'url.path': '/envoy/orders/', 'http.response.status_code': 401 });
+    expect(JSON.stringify(span.attributes)).not.toContain('hunter2');
+  });
+
+  it('keeps the gRPC span shape for checks that come through the gRPC listener of the same server', async () => {
+    const token = await h.emulator.issueToken({ appId: DEMO.clients.reader.clientId });
+    const decisionId = allowance(await h.check({ token, path: '/orders' })).metadata['decision_id'];
+    expect(decisionId).toEqual(expect.any(String));
+    const span = await vi.waitFor(() => {
+      const found = exporter.getFinishedSpans().find((s) => s.attributes[ATTR.decisionId] === decisionId);
+      if (!found) throw new Error('no span yet');
+      return found;
+    });
+    expect(span.name).toBe(SPAN_CHECK);
+    expect(span.attributes).toMatchObject({ [ATTR.mode]: 'grpc', 'rpc.method': 'Check', 'rpc.grpc.status_code': 0 });
+    expect(span.attributes).not.toHaveProperty('http.request.method');
   });
 });

@@ -143,6 +143,50 @@ describe('Check spans', () => {
     expect(check?.attributes).not.toHaveProperty('rpc.grpc.status_code');
   });
 
+  it('gives a gRPC check the RPC shape: the Check method as span name and rpc.* attributes, no http.*', () => {
+    const { tracing, exporter } = memoryTracing();
+    tracing.checks.startCheckFrom(new Map()).end(allow());
+    const [check] = exporter.getFinishedSpans();
+    expect(check?.name).toBe(SPAN_CHECK);
+    expect(check?.kind).toBe(SpanKind.SERVER);
+    expect(check?.attributes).toMatchObject({ 'rpc.system': 'grpc', 'rpc.service': 'envoy.service.auth.v3.Authorization', 'rpc.method': 'Check' });
+    expect(Object.keys(check?.attributes ?? {}).filter((k) => k.startsWith('http.') || k.startsWith('url.'))).toEqual([]);
+  });
+
+  it('gives an HTTP-mode check the HTTP server shape: "METHOD route" name, method, route, path and answer status, no rpc.*', () => {
+    const { tracing, exporter } = memoryTracing();
+    tracing.checks
+      .startHttpCheckFrom(headers({ traceparent: TRACEPARENT }), { method: 'POST', route: '/envoy/*', path: '/envoy/orders' })
+      .end(deny(), { mode: 'http', httpStatusCode: 403 });
+    const [check] = exporter.getFinishedSpans();
+    expect(check?.name).toBe('POST /envoy/*');
+    expect(check?.kind).toBe(SpanKind.SERVER);
+    expect(check?.parentSpanContext?.spanId).toBe(PARENT_ID);
+    expect(check?.attributes).toMatchObject({
+      'http.request.method': 'POST',
+      'http.route': '/envoy/*',
+      'url.path': '/envoy/orders',
+      'http.response.status_code': 403,
+      [ATTR.mode]: 'http',
+    });
+    expect(Object.keys(check?.attributes ?? {}).filter((k) => k.startsWith('rpc.'))).toEqual([]);
+  });
+
+  it('names an HTTP-mode check with an unknown method or endpoint without letting the client choose the span name', () => {
+    const { tracing, exporter } = memoryTracing();
+    tracing.checks.startHttpCheckFrom(new Map(), { method: 'BREW', route: '/nginx', path: '/nginx' }).end(deny(), { mode: 'http', httpStatusCode: 403 });
+    tracing.checks.startHttpCheckFrom(new Map(), { method: 'GET' }).end(deny(), { mode: 'http', httpStatusCode: 400 });
+    tracing.checks.startHttpCheckFrom(new Map(), { method: 'X\r\nY' }).end(deny(), { mode: 'http' });
+    const [other, unknownEndpoint, garbled] = exporter.getFinishedSpans();
+    expect(other?.name).toBe('HTTP /nginx');
+    expect(other?.attributes).toMatchObject({ 'http.request.method': '_OTHER', 'http.request.method_original': 'BREW' });
+    expect(unknownEndpoint?.name).toBe('GET');
+    expect(unknownEndpoint?.attributes).not.toHaveProperty('url.path');
+    expect(unknownEndpoint?.attributes).not.toHaveProperty('http.route');
+    expect(garbled?.name).toBe('HTTP');
+    expect(garbled?.attributes).not.toHaveProperty('http.request.method_original');
+  });
+
   it('makes phases child spans of the Check span and marks a failed one with the error type only', async () => {
     const { tracing, exporter } = memoryTracing();
     const span = tracing.checks.startCheckFrom(headers({ traceparent: TRACEPARENT }));

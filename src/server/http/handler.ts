@@ -5,9 +5,10 @@
  * body is never read.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { toForwardAuthAnswer, type ForwardAuthAnswer } from '../../core/forward-auth-response.js';
-import { parseForwardAuthRequest } from '../../core/forward-auth.js';
+import { forwardAuthStatus, toForwardAuthAnswer, type ForwardAuthAnswer } from '../../core/forward-auth-response.js';
+import { forwardAuthEndpoint, parseForwardAuthRequest } from '../../core/forward-auth.js';
 import { REASONS } from '../../core/reasons.js';
+import type { ResponsePlan } from '../../core/response.js';
 import type { Runtime } from '../../runtime/compose.js';
 import type { Logger } from '../../telemetry/logger.js';
 
@@ -69,7 +70,12 @@ export function createHttpHandler(runtime: HttpRuntime, log: Logger) {
         snapshot.limits,
       );
       const tokenHeader = snapshot.config.entra.tokenHeader;
-      snapshot.check(parsed, { mode: 'http' }).then((plan) => {
+      const via = {
+        mode: 'http',
+        http: { method: req.method ?? '', ...forwardAuthEndpoint(parsed) },
+        answerStatus: (plan: ResponsePlan) => forwardAuthStatus(plan, parsed.shape),
+      } as const;
+      snapshot.check(parsed, via).then((plan) => {
         try {
           writeAnswer(res, toForwardAuthAnswer(plan, parsed.shape, tokenHeader));
         } catch (err) {
