@@ -1,10 +1,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
+import type { KeyObject } from 'node:crypto';
+import { exportJWK, SignJWT, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { envoyCheckRequest } from '../../src/cli/check.js';
 import { normalizeCheckRequestJson, parseInstant, runExplain, type ExplainIo, type ExplainReport } from '../../src/cli/explain.js';
+import { sharedKeyPairs } from '../fixtures/keys.js';
 
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 const TENANT_2 = 'c0a8e1d2-3b4c-4d5e-8f90-a1b2c3d4e5f6';
@@ -51,8 +53,8 @@ rules:
 `;
 
 let dir: string;
-let key: CryptoKey;
-let otherKey: CryptoKey;
+let key: KeyObject;
+let otherKey: KeyObject;
 
 function file(name: string, text: string): string {
   const path = join(dir, name);
@@ -60,7 +62,7 @@ function file(name: string, text: string): string {
   return path;
 }
 
-async function token(claims: JWTPayload & Record<string, unknown> = {}, opts: { version?: '1.0' | '2.0'; signWith?: CryptoKey; tid?: string } = {}): Promise<string> {
+async function token(claims: JWTPayload & Record<string, unknown> = {}, opts: { version?: '1.0' | '2.0'; signWith?: KeyObject; tid?: string } = {}): Promise<string> {
   const version = opts.version ?? '2.0';
   const tid = opts.tid ?? TENANT;
   const base =
@@ -114,9 +116,10 @@ async function report(args: string[]): Promise<ExplainReport> {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'explain-'));
-  const pair = await generateKeyPair('RS256', { extractable: true });
+  const [pair, other] = sharedKeyPairs();
+  if (!pair || !other) throw new Error('the shared key pairs are missing');
   key = pair.privateKey;
-  otherKey = (await generateKeyPair('RS256')).privateKey;
+  otherKey = other.privateKey;
   const jwk = await exportJWK(pair.publicKey);
   configPath = file('config.yaml', CONFIG);
   jwksPath = file('jwks.json', JSON.stringify({ keys: [{ ...jwk, kid: 'k1', use: 'sig', kty: 'RSA' }] }));
