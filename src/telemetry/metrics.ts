@@ -155,20 +155,24 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers,
   });
   let keySetSource: (() => readonly KeySetCount[]) | undefined;
+  /** At scrape time: one series per key set, from the key store; the last values stay if it throws. */
+  const perKeySet = (metric: { reset(): void }, write: (set: KeySetCount) => void): void => {
+    if (keySetSource === undefined) return;
+    try {
+      const sets = keySetSource();
+      metric.reset();
+      for (const set of sets) write(set);
+    } catch {
+      // Keep the last values rather than fail the scrape.
+    }
+  };
   const keysLoaded = new Gauge({
     name: METRIC.keysLoaded,
     help: 'Signing keys currently loaded, by tenant and token version.',
     labelNames: ['tenant', 'version'] as const,
     registers,
     collect() {
-      if (keySetSource === undefined) return;
-      try {
-        const sets = keySetSource();
-        this.reset();
-        for (const set of sets) this.labels({ tenant: set.tenant, version: set.version }).set(set.keyCount);
-      } catch {
-        // Keep the last values rather than fail the scrape.
-      }
+      perKeySet(this, (set) => this.labels({ tenant: set.tenant, version: set.version }).set(set.keyCount));
     },
   });
   let dryRunSource: (() => boolean) | undefined;
@@ -192,14 +196,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['tenant', 'version'] as const,
     registers,
     collect() {
-      if (keySetSource === undefined) return;
-      try {
-        const sets = keySetSource();
-        this.reset();
-        for (const set of sets) this.labels({ tenant: set.tenant, version: set.version }).inc(set.abandonedRefreshes ?? 0);
-      } catch {
-        // Keep the last values rather than fail the scrape.
-      }
+      perKeySet(this, (set) => this.labels({ tenant: set.tenant, version: set.version }).inc(set.abandonedRefreshes ?? 0));
     },
   });
   const configReloads = new Counter({
