@@ -14,7 +14,8 @@ import type { Runtime } from '../runtime/compose.js';
 import type { Logger } from '../telemetry/logger.js';
 import { toCheckResponse } from './check-response.js';
 import { loadAuthorizationService } from './protos.js';
-import { createTlsListener, type TlsListener, type TlsListenerOptions } from './tls.js';
+import type { ListenerOptions, RunningListener } from './listener.js';
+import { createTlsListener, type TlsListener } from './tls.js';
 
 export const AUTHORIZATION_SERVICE = 'envoy.service.auth.v3.Authorization';
 
@@ -57,20 +58,8 @@ export function createCheckHandler(runtime: Pick<Runtime, 'current'>, log: Logge
   };
 }
 
-export interface GrpcServerOptions {
-  readonly log: Logger;
-  /** Overrides for the TLS listener (tests poll certificate files faster). */
-  readonly tls?: Pick<TlsListenerOptions, 'reloadIntervalMs'>;
-}
-
-export interface GrpcServer {
-  /** host:port the listener is bound to (the real port when 0 was configured). */
-  readonly address: string;
-  /** Re-reads the listener's certificate files now (SIGHUP); resolves true when they changed. */
-  reloadCertificates(): Promise<boolean>;
-  /** Stops accepting, lets in-flight checks finish within `graceMs`, then closes. */
-  close(graceMs: number): Promise<void>;
-}
+export type GrpcServerOptions = ListenerOptions;
+export type GrpcServer = RunningListener;
 
 function bind(server: Server, address: string, credentials: ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) => {

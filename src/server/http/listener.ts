@@ -8,8 +8,8 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { formatListen, parseListen } from '../../config/listen.js';
 import type { TlsListenerConfig } from '../../config/schema-mtls.js';
-import type { Logger } from '../../telemetry/logger.js';
-import { createClientAllowList, watchTlsMaterial, type TlsListenerOptions, type TlsMaterial, type TlsMaterialWatcher } from '../tls.js';
+import type { ListenerOptions, RunningListener } from '../listener.js';
+import { createClientAllowList, watchTlsMaterial, type TlsMaterial, type TlsMaterialWatcher } from '../tls.js';
 import { createHttpHandler, UNPARSABLE_REQUEST, type HttpRuntime } from './handler.js';
 
 export interface HttpListenerConfig {
@@ -18,22 +18,12 @@ export interface HttpListenerConfig {
   readonly tls?: TlsListenerConfig | undefined;
 }
 
-export interface HttpServerOptions {
-  readonly log: Logger;
+export interface HttpServerOptions extends ListenerOptions {
   /** Largest single header the runtime accepts (`server.maxHeaderBytes`); Node's parser gets room for it. */
   readonly maxHeaderBytes: number;
-  /** Overrides for the TLS listener (tests poll certificate files faster). */
-  readonly tls?: Pick<TlsListenerOptions, 'reloadIntervalMs'>;
 }
 
-export interface HttpServer {
-  /** host:port the listener is bound to (the real port when 0 was configured). */
-  readonly address: string;
-  /** Re-reads the listener's certificate files now (SIGHUP); resolves true when they changed. */
-  reloadCertificates(): Promise<boolean>;
-  /** Stops accepting, lets in-flight requests finish within `graceMs`, then closes. */
-  close(graceMs: number): Promise<void>;
-}
+export type HttpServer = RunningListener;
 
 // Room for the other headers of a request whose largest header is at the configured limit.
 const HEADER_SLACK_BYTES = 64 * 1024;
