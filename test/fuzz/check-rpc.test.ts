@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { envoyCheckRequest } from '../../src/cli/check.js';
 import { DEMO } from '../../src/dev/emulator.js';
 import { loadAuthorizationService } from '../../src/server/protos.js';
-import { allowance, startHarness, type CheckResponse, type CheckResult, type Harness } from '../support/harness.js';
+import { allowance, startHarness, type CheckResult, type Harness } from '../support/harness.js';
 
 /**
  * Mutated CheckRequests against the real server over gRPC: whatever arrives, the RPC answers
@@ -28,17 +28,6 @@ describe('fuzzed CheckRequests over real gRPC', () => {
     token = await h.emulator.issueToken({ appId: DEMO.clients.reader.clientId });
   });
   afterAll(() => h.close());
-
-  const sendBytes = (bytes: Buffer): Promise<CheckResult> =>
-    new Promise((resolve) => {
-      h.client.makeUnaryRequest(
-        '/envoy.service.auth.v3.Authorization/Check',
-        (b: Buffer) => b,
-        (b: Buffer) => service.responseDeserialize(b) as CheckResponse,
-        bytes,
-        (err, response) => resolve(err ? { kind: 'error', code: err.code, details: err.details } : { kind: 'response', response: response! }),
-      );
-    });
 
   /** The invariants every answer must keep; `carriesToken` says whether the valid token is intact in what was sent. */
   const checkAnswer = (result: CheckResult, carriesToken: boolean, oversize = false): void => {
@@ -104,7 +93,7 @@ describe('fuzzed CheckRequests over real gRPC', () => {
           else if (e.kind === 'drop') bytes = Buffer.concat([bytes.subarray(0, at), bytes.subarray(at + 1)]);
           else bytes = bytes.subarray(0, at);
         }
-        checkAnswer(await sendBytes(bytes), bytes.includes(token));
+        checkAnswer(await h.sendBytes(bytes), bytes.includes(token));
       }),
       { numRuns: 300, interruptAfterTimeLimit: 2000 },
     );

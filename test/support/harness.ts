@@ -48,6 +48,8 @@ export interface Harness {
   readonly client: AuthorizationClient;
   /** Sends a raw CheckRequest object. */
   sendRaw(request: unknown): Promise<CheckResult>;
+  /** Sends bytes as the Check message, unencoded: whatever a broken or hostile client might send. */
+  sendBytes(bytes: Buffer): Promise<CheckResult>;
   /** Sends an Envoy-shaped CheckRequest. */
   check(opts?: CheckRequestOptions): Promise<CheckResult>;
   health(service?: string): Promise<string>;
@@ -130,6 +132,18 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       });
     });
 
+  const checkMethod = loadAuthorizationService()['Check']!;
+  const sendBytes = (bytes: Buffer): Promise<CheckResult> =>
+    new Promise((resolve) => {
+      client.makeUnaryRequest(
+        checkMethod.path,
+        (b: Buffer) => b,
+        (b: Buffer) => checkMethod.responseDeserialize(b) as CheckResponse,
+        bytes,
+        (err, response) => resolve(err ? { kind: 'error', code: err.code, details: err.details } : { kind: 'response', response: response ?? {} }),
+      );
+    });
+
   const healthStatus = (service = ''): Promise<string> =>
     new Promise((resolve, reject) => {
       health.Check({ service }, (err, res) => (err ? reject(err) : resolve(res?.status ?? 'UNKNOWN')));
@@ -142,6 +156,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     clock,
     client,
     sendRaw,
+    sendBytes,
     check: (o) => sendRaw(envoyCheckRequest(o)),
     health: healthStatus,
     async waitServing() {

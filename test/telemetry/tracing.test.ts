@@ -143,16 +143,6 @@ describe('Check spans', () => {
     expect(check?.attributes).not.toHaveProperty('rpc.grpc.status_code');
   });
 
-  it('gives a gRPC check the RPC shape: the Check method as span name and rpc.* attributes, no http.*', () => {
-    const { tracing, exporter } = memoryTracing();
-    tracing.checks.startCheckFrom(new Map()).end(allow());
-    const [check] = exporter.getFinishedSpans();
-    expect(check?.name).toBe(SPAN_CHECK);
-    expect(check?.kind).toBe(SpanKind.SERVER);
-    expect(check?.attributes).toMatchObject({ 'rpc.system': 'grpc', 'rpc.service': 'envoy.service.auth.v3.Authorization', 'rpc.method': 'Check' });
-    expect(Object.keys(check?.attributes ?? {}).filter((k) => k.startsWith('http.') || k.startsWith('url.'))).toEqual([]);
-  });
-
   it('gives an HTTP-mode check the HTTP server shape: "METHOD route" name, method, route, path and answer status, no rpc.*', () => {
     const { tracing, exporter } = memoryTracing();
     tracing.checks
