@@ -79,20 +79,30 @@ Example:
   },
   dev: {
     summary: 'the server and a local Entra ID emulator on loopback, to try it out',
-    help: `Usage: entra-authz dev [--listen H:P] [--admin-listen H:P] [--emulator-listen H:P]
+    help: `Usage: entra-authz dev [--listen H:P] [--http-listen H:P] [--admin-listen H:P] [--emulator-listen H:P]
 
 Starts the server with embedded defaults and an Entra ID emulator (a demo tenant, API and
-clients), prints a copy-paste example, and writes audit records to stdout. Not for production.
+clients), prints copy-paste examples (gRPC Check and HTTP forward auth), and writes audit
+records to stdout. Not for production.
 
 Options:
   --listen H:P            ext_authz gRPC address (127.0.0.1:9001)
+  --http-listen H:P       HTTP authorization address for forward-auth proxies (127.0.0.1:9002)
   --admin-listen H:P      /healthz /readyz /metrics (127.0.0.1:9090)
   --emulator-listen H:P   the Entra emulator (127.0.0.1:9400)
-  -h, --help              show this help`,
+  -h, --help              show this help
+
+Example:
+  entra-authz dev --http-listen 127.0.0.1:9102`,
     async run(args) {
-      const values = options(args, { listen: { type: 'string' }, 'emulator-listen': { type: 'string' }, 'admin-listen': { type: 'string' } });
+      const values = options(args, {
+        listen: { type: 'string' },
+        'http-listen': { type: 'string' },
+        'emulator-listen': { type: 'string' },
+        'admin-listen': { type: 'string' },
+      });
       const { runDev } = await import('./cli/dev.js');
-      return runDev({ listen: values.listen, emulatorListen: values['emulator-listen'], adminListen: values['admin-listen'] });
+      return runDev({ listen: values.listen, httpListen: values['http-listen'], emulatorListen: values['emulator-listen'], adminListen: values['admin-listen'] });
     },
   },
   emulator: {
