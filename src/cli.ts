@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError } from './config/errors.js';
 import { closest } from './config/suggest.js';
+import { packageVersion } from './telemetry/package-version.js';
 
 /** A command-line mistake: printed with a pointer to the command's help, exit status 2. */
 class UsageError extends Error {
@@ -164,7 +164,7 @@ const NAMES = Object.keys(COMMANDS);
 
 function overview(): string {
   const width = Math.max(...NAMES.map((n) => n.length));
-  return `entra-authz ${version()} — Envoy ext_authz server for Microsoft Entra ID tokens
+  return `entra-authz ${packageVersion()} — Envoy ext_authz server for Microsoft Entra ID tokens
 
 Usage: entra-authz <command> [options]
 
@@ -174,12 +174,6 @@ ${NAMES.map((n) => `  ${n.padEnd(width)}   ${COMMANDS[n]?.summary}`).join('\n')}
 
 Options: -h, --help (also after any command), -v, --version
 Docs: README.md and docs/ (configuration, rules, mTLS, Envoy, deployment, observability)`;
-}
-
-function version(): string {
-  // ../package.json from both src/cli.ts and dist/cli.js.
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
-  return pkg.version ?? 'unknown';
 }
 
 const helpOf = async (command: Command): Promise<string> => (typeof command.help === 'string' ? command.help : command.help());
@@ -195,7 +189,7 @@ const optionsIn = (help: string): string[] => [...new Set(help.match(/--[a-z][a-
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   if (first === undefined || first === '--help' || first === '-h') return print(overview());
-  if (first === '--version' || first === '-v' || first === 'version') return print(version());
+  if (first === '--version' || first === '-v' || first === 'version') return print(packageVersion());
   if (first === 'help') {
     if (rest[0] === undefined) return print(overview());
     const command = COMMANDS[rest[0]];
