@@ -27,8 +27,9 @@ export { ATTR, PHASE, SPAN_CHECK } from './trace-names.js';
  * (`OTEL_TRACES_SAMPLER[_ARG]`), the batch processor (`OTEL_BSP_*`), the resource
  * (`OTEL_RESOURCE_ATTRIBUTES`, `OTEL_SERVICE_NAME`) and the OTLP exporters (`OTEL_EXPORTER_OTLP_*`).
  * This module adds only what the SDK cannot know: tracing is off unless an exporter or an OTLP
- * endpoint is set, and which exporter and propagators those variables name (the choice the Node
- * SDK package would make, without its weight or its global registration).
+ * endpoint is set, and the exporters and propagators that `OTEL_TRACES_EXPORTER`,
+ * `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL` and `OTEL_PROPAGATORS` name, read as the OpenTelemetry
+ * specification defines them. The tracer provider is returned, never registered globally.
  */
 
 type Fetch = typeof globalThis.fetch;
