@@ -305,3 +305,80 @@ describe('deploy/istio', () => {
     expect(inline).toMatch(/istio-injection: enabled/);
   });
 });
+
+describe('deploy/kubernetes-http', () => {
+  const HTTP = 'deploy/kubernetes-http';
+  const component = readYaml(HTTP, 'kustomization.yaml');
+  const patches = arr(component['patches']).map(obj);
+
+  /** Applies the component's JSON patches (only `add`, the one operation it uses) to a copy of the base documents. */
+  function withComponent(base: Obj[]): Obj[] {
+    const docs = structuredClone(base);
+    for (const p of patches) {
+      const target = obj(p['target']);
+      const ops = arr(parse(String(p['patch']))).map(obj);
+      for (const doc of docs.filter((d) => d['kind'] === target['kind'] && obj(d['metadata'])['name'] === target['name'])) {
+        for (const op of ops) {
+          expect(op['op']).toBe('add');
+          const keys = String(op['path']).split('/').slice(1);
+          const last = keys.pop();
+          let at: unknown = doc;
+          for (const k of keys) at = Array.isArray(at) ? at[Number(k)] : obj(at)[k];
+          if (last === '-') {
+            expect(Array.isArray(at), String(op['path'])).toBe(true);
+            (at as unknown[]).push(op['value']);
+          } else obj(at)[String(last)] = op['value'];
+        }
+      }
+    }
+    return [...docs, ...arr(component['resources']).flatMap((f) => readYamlDocuments(HTTP, String(f)))];
+  }
+
+  const patched = withComponent(k8s);
+  const patchedContainer = obj(arr(obj(obj(obj(find(patched, 'Deployment', 'entra-authz')['spec'])['template'])['spec'])['containers'])[0]);
+  const patchedPorts = Object.fromEntries(arr(patchedContainer['ports']).map((p) => [String(obj(p)['name']), Number(obj(p)['containerPort'])]));
+
+  it('is a kustomize Component whose patches all target manifests of the base or the Istio overlay', () => {
+    expect(component).toMatchObject({ apiVersion: 'kustomize.config.k8s.io/v1alpha1', kind: 'Component' });
+    const known = [...k8s, ...docsOf(ISTIO)].map((d) => `${String(d['kind'])}/${String(obj(d['metadata'])['name'])}`);
+    for (const p of patches) expect(known, JSON.stringify(p['target'])).toContain(`${String(obj(p['target'])['kind'])}/${String(obj(p['target'])['name'])}`);
+  });
+
+  it('leaves the base without port 9002 unless an overlay adds it', () => {
+    expect(Object.values(containerPorts)).not.toContain(9002);
+    expect(k8s.flatMap((d) => (d['kind'] === 'Service' ? arr(obj(d['spec'])['ports']).map((p) => obj(p)['port']) : []))).not.toContain(9002);
+  });
+
+  it('exposes 9002 on the container and routes both Services\' HTTP port to it', () => {
+    expect(patchedPorts).toEqual({ grpc: 9001, admin: 9090, http: 9002 });
+    for (const name of ['entra-authz', 'entra-authz-headless']) {
+      const port = arr(obj(find(patched, 'Service', name)['spec'])['ports']).map(obj).find((p) => p['port'] === 9002);
+      expect(patchedPorts[String(port?.['targetPort'])], name).toBe(9002);
+      expect(port?.['appProtocol'], name).toBe('http');
+    }
+  });
+
+  it('admits the client namespaces to 9002, and no one else', () => {
+    const policies = patched.filter((d) => d['kind'] === 'NetworkPolicy');
+    const admits = (labels: Obj, port: number): boolean => policies.some((p) => networkPolicyAdmits(p, labels, port));
+    expect(admits({ 'entra-authz.io/client': 'true', 'kubernetes.io/metadata.name': 'ingress' }, 9002)).toBe(true);
+    expect(admits({ 'kubernetes.io/metadata.name': 'some-other-team' }, 9002)).toBe(false);
+    expect(admits({ 'kubernetes.io/metadata.name': 'monitoring' }, 9002)).toBe(false);
+  });
+
+  it('lets the Istio callers of Check call the HTTP listener too', () => {
+    const callers = find(withComponent(docsOf(ISTIO)), 'AuthorizationPolicy', 'entra-authz-callers');
+    const ports = arr(obj(obj(arr(obj(arr(obj(callers['spec'])['rules'])[0])['to'])[0])['operation'])['ports']);
+    expect(ports).toEqual(['9001', '9002']);
+  });
+
+  it('matches the server.http setting docs/deployment.md tells the operator to add', () => {
+    const docs = readFileSync(repoPath('docs', 'deployment.md'), 'utf8');
+    const snippet = /### HTTP authorization mode[\s\S]*?```yaml\n([\s\S]*?)```/.exec(docs)?.[1];
+    expect(snippet).toBeDefined();
+    const http = obj(obj(obj(parse(snippet ?? ''))['server'])['http']);
+    const config = { ...baseConfig, server: { ...obj(baseConfig['server']), http } };
+    expect(entraAuthzConfigProblems(config)).toEqual([]);
+    expect(hostPort(String(http['listen'])).port).toBe(patchedPorts['http']);
+  });
+});
