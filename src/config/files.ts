@@ -31,11 +31,16 @@ async function unusable(file: string, mode: number): Promise<string | undefined>
  * the same problems when it starts; `validate` reports them beforehand.
  */
 export async function fileProblems(config: Config): Promise<ConfigProblem[]> {
-  const tls = config.server.tls;
+  const listeners = [
+    ['server.tls', config.server.tls],
+    ['server.http.tls', config.server.http?.tls],
+  ] as const;
   const read: [string, string | undefined][] = [
-    ['server.tls.certFile', tls?.certFile],
-    ['server.tls.keyFile', tls?.keyFile],
-    ['server.tls.caFile', tls?.caFile],
+    ...listeners.flatMap(([at, tls]): [string, string | undefined][] => [
+      [`${at}.certFile`, tls?.certFile],
+      [`${at}.keyFile`, tls?.keyFile],
+      [`${at}.caFile`, tls?.caFile],
+    ]),
     ['peer.caBundleFile', config.peer.caBundleFile],
   ];
   const checks = read

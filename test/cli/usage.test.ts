@@ -84,12 +84,15 @@ describe('entra-authz validate', () => {
     const file = write(
       'tls.yaml',
       `server:\n  tls:\n    certFile: ${join(dir, 'missing.crt')}\n    keyFile: ${dir}\n    caFile: ${join(dir, 'ca.crt')}\n    requireClientCert: true\n` +
+        `  http:\n    listen: 127.0.0.1:9002\n    tls:\n      certFile: ${join(dir, 'missing-http.crt')}\n      keyFile: ${join(dir, 'ca.crt')}\n` +
         `telemetry:\n  audit: { sink: file, file: ${join(dir, 'no-such-dir', 'audit.log')} }\n${BASE}`,
     );
     const r = await cli('validate', '--config', file);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`server.tls.certFile: ${join(dir, 'missing.crt')} does not exist`);
     expect(r.stderr).toContain(`server.tls.keyFile: ${dir} is not a regular file`);
+    expect(r.stderr).toContain(`server.http.tls.certFile: ${join(dir, 'missing-http.crt')} does not exist`);
+    expect(r.stderr).not.toContain('server.http.tls.keyFile');
     expect(r.stderr).toContain(`telemetry.audit.file: ${join(dir, 'no-such-dir')} does not exist`);
     expect(r.stderr).not.toContain('server.tls.caFile');
   });
