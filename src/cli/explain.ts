@@ -404,6 +404,9 @@ Options:
   --jwks FILE      verify with this local JWK set instead of fetching from Entra (offline)
   --json           print the report as JSON
 Exit status: 0 allowed (also dry-run allows), 1 denied or unavailable, 2 usage error.
+
+Example:
+  entra-authz explain --config entra-authz.yaml --token "$TOKEN" --path /orders --context policy=orders-write
 `;
 
 /** `entra-authz explain`. */
