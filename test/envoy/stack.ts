@@ -1,0 +1,122 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { parse } from 'yaml';
+import { startEntraEmulator, type EntraEmulator } from '../../src/dev/emulator.js';
+import { obj, repoPath, type Obj } from '../deploy/helpers.js';
+import type { ClientTls } from './clients.js';
+import { startEchoUpstream, type EchoUpstream } from './echo.js';
+import { writeDemoPki, type DemoIdentity, type DemoPki } from './pki.js';
+import { startEntraAuthz, startEnvoy, type RunningEntraAuthz, type RunningEnvoy } from './processes.js';
+import { renderEnvoyConfig } from './render.js';
+
+/** The entra-authz configuration the compose stack ships, which the Envoy configs are made for. */
+const COMPOSE_CONFIG = ['deploy', 'compose', 'entra-authz.yaml'] as const;
+
+/** A port nothing listens on (bound, read, released). */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/**
+ * deploy/compose/entra-authz.yaml moved to loopback: the emulator as authority, port 0, the
+ * test's certificates, admin on loopback; rules and response settings as shipped. `tls: false`
+ * drops `server.tls`, as the sidecar layout runs it.
+ */
+export function composeAuthzConfig(opts: { authority: string; certDir: string; tls: boolean }): Obj {
+  const doc = obj(parse(readFileSync(repoPath(...COMPOSE_CONFIG), 'utf8')));
+  const server = obj(doc['server']);
+  server['listen'] = '127.0.0.1:0';
+  server['shutdownGraceSeconds'] = 1;
+  if (opts.tls) {
+    const tls = obj(server['tls']);
+    for (const key of ['certFile', 'keyFile', 'caFile']) tls[key] = join(opts.certDir, basename(String(tls[key])));
+  } else delete server['tls'];
+  obj(doc['entra'])['authority'] = opts.authority;
+  obj(doc['telemetry'])['admin'] = { listen: '127.0.0.1:0' };
+  return doc;
+}
+
+export interface EnvoyStack {
+  readonly dir: string;
+  readonly pki: DemoPki;
+  readonly emulator: EntraEmulator;
+  readonly upstream: EchoUpstream;
+  readonly authz: RunningEntraAuthz;
+  readonly envoy: RunningEnvoy;
+  /** The port of Envoy's mTLS listener. */
+  readonly port: number;
+  /** A client's TLS identity (its `<name>.crt`/`.key` and the CA). */
+  tlsAs(name: DemoIdentity): ClientTls;
+  close(): Promise<void>;
+}
+
+export interface StackOptions {
+  readonly envoyBin: string;
+  /** `envoy.yaml` (front proxy, mTLS to entra-authz) or `sidecar.yaml` (plain HTTP/2 on loopback). */
+  readonly file: 'envoy.yaml' | 'sidecar.yaml';
+  /** Changes to the entra-authz configuration before it starts. */
+  readonly authz?: (config: Obj) => void;
+  readonly authzEnv?: Record<string, string>;
+  /** Cluster ports to use instead of the started processes' (e.g. a closed port). */
+  readonly clusterPorts?: Record<string, number>;
+  /** Changes to the rendered Envoy bootstrap (failure-mode experiments only). */
+  readonly envoy?: (bootstrap: Obj) => void;
+}
+
+/** Envoy from a shipped config, entra-authz as its own process, the emulator and an echo upstream. */
+export async function startStack(opts: StackOptions): Promise<EnvoyStack> {
+  const dir = mkdtempSync(join(tmpdir(), 'entra-authz-e2e-'));
+  const cleanup: (() => Promise<void>)[] = [async () => rmSync(dir, { recursive: true, force: true })];
+  const close = async (): Promise<void> => {
+    for (const step of cleanup.reverse()) await step().catch(() => undefined);
+  };
+  try {
+    const pki = await writeDemoPki(dir);
+    const emulator = await startEntraEmulator();
+    cleanup.push(() => emulator.close());
+    const upstream = await startEchoUpstream();
+    cleanup.push(() => upstream.close());
+    const config = composeAuthzConfig({ authority: emulator.url, certDir: dir, tls: opts.file === 'envoy.yaml' });
+    opts.authz?.(config);
+    const authz = await startEntraAuthz(config, opts.authzEnv);
+    cleanup.push(() => authz.close());
+    const upstreamCluster = opts.file === 'envoy.yaml' ? 'orders' : 'local_app';
+    // The sidecar's prometheus listener proxies to admin: admin needs a port known in advance.
+    const adminPort = await closedPort();
+    const bootstrap = renderEnvoyConfig(opts.file, {
+      certDir: dir,
+      adminPort,
+      clusterPorts: {
+        entra_authz: authz.port,
+        [upstreamCluster]: upstream.port,
+        otel_collector: await closedPort(),
+        envoy_admin: adminPort,
+        ...opts.clusterPorts,
+      },
+    });
+    opts.envoy?.(bootstrap);
+    const envoy = await startEnvoy(opts.envoyBin, bootstrap);
+    cleanup.push(() => envoy.close());
+    const listener = opts.file === 'envoy.yaml' ? 'ingress_mtls' : 'inbound_mtls';
+    return {
+      dir,
+      pki,
+      emulator,
+      upstream,
+      authz,
+      envoy,
+      port: envoy.listenerPort(listener),
+      tlsAs: (name) => ({ ca: pki.ca.certPem, cert: pki.leaves[name].certPem, key: pki.leaves[name].keyPem }),
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
