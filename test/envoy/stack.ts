@@ -51,22 +51,29 @@ export interface EnvoyStack {
   readonly envoy: RunningEnvoy;
   /** The port of Envoy's mTLS listener. */
   readonly port: number;
+  /** The name of Envoy's mTLS listener in the config. */
+  readonly listener: string;
+  /** Another Envoy on the same config, cluster ports or bootstrap changed; closed with the stack. */
+  startEnvoy(opts?: EnvoyOptions): Promise<RunningEnvoy>;
   /** A client's TLS identity (its `<name>.crt`/`.key` and the CA). */
   tlsAs(name: DemoIdentity): ClientTls;
   close(): Promise<void>;
 }
 
-export interface StackOptions {
+export interface EnvoyOptions {
+  /** Cluster ports to use instead of the started processes' (e.g. a closed port). */
+  readonly clusterPorts?: Record<string, number>;
+  /** Changes to the rendered Envoy bootstrap (failure-mode experiments only). */
+  readonly envoy?: (bootstrap: Obj) => void;
+}
+
+export interface StackOptions extends EnvoyOptions {
   readonly envoyBin: string;
   /** `envoy.yaml` (front proxy, mTLS to entra-authz) or `sidecar.yaml` (plain HTTP/2 on loopback). */
   readonly file: 'envoy.yaml' | 'sidecar.yaml';
   /** Changes to the entra-authz configuration before it starts. */
   readonly authz?: (config: Obj) => void;
   readonly authzEnv?: Record<string, string>;
-  /** Cluster ports to use instead of the started processes' (e.g. a closed port). */
-  readonly clusterPorts?: Record<string, number>;
-  /** Changes to the rendered Envoy bootstrap (failure-mode experiments only). */
-  readonly envoy?: (bootstrap: Obj) => void;
 }
 
 /** Envoy from a shipped config, entra-authz as its own process, the emulator and an echo upstream. */
@@ -86,23 +93,27 @@ export async function startStack(opts: StackOptions): Promise<EnvoyStack> {
     opts.authz?.(config);
     const authz = await startEntraAuthz(config, opts.authzEnv);
     cleanup.push(() => authz.close());
-    const upstreamCluster = opts.file === 'envoy.yaml' ? 'orders' : 'local_app';
-    // The sidecar's prometheus listener proxies to admin: admin needs a port known in advance.
-    const adminPort = await closedPort();
-    const bootstrap = renderEnvoyConfig(opts.file, {
-      certDir: dir,
-      adminPort,
-      clusterPorts: {
-        entra_authz: authz.port,
-        [upstreamCluster]: upstream.port,
-        otel_collector: await closedPort(),
-        envoy_admin: adminPort,
-        ...opts.clusterPorts,
-      },
-    });
-    opts.envoy?.(bootstrap);
-    const envoy = await startEnvoy(opts.envoyBin, bootstrap);
-    cleanup.push(() => envoy.close());
+    const otelPort = await closedPort();
+    const extraEnvoy = async (extra: EnvoyOptions = {}): Promise<RunningEnvoy> => {
+      // The sidecar's prometheus listener proxies to admin: admin needs a port known in advance.
+      const adminPort = await closedPort();
+      const bootstrap = renderEnvoyConfig(opts.file, {
+        certDir: dir,
+        adminPort,
+        clusterPorts: {
+          entra_authz: authz.port,
+          [opts.file === 'envoy.yaml' ? 'orders' : 'local_app']: upstream.port,
+          otel_collector: otelPort,
+          envoy_admin: adminPort,
+          ...extra.clusterPorts,
+        },
+      });
+      extra.envoy?.(bootstrap);
+      const started = await startEnvoy(opts.envoyBin, bootstrap);
+      cleanup.push(() => started.close());
+      return started;
+    };
+    const envoy = await extraEnvoy(opts);
     const listener = opts.file === 'envoy.yaml' ? 'ingress_mtls' : 'inbound_mtls';
     return {
       dir,
@@ -112,6 +123,8 @@ export async function startStack(opts: StackOptions): Promise<EnvoyStack> {
       authz,
       envoy,
       port: envoy.listenerPort(listener),
+      listener,
+      startEnvoy: extraEnvoy,
       tlsAs: (name) => ({ ca: pki.ca.certPem, cert: pki.leaves[name].certPem, key: pki.leaves[name].keyPem }),
       close,
     };
