@@ -50,7 +50,7 @@ describe.skipIf(envoy.skip)('through the real Envoy: when the check cannot be ma
     // entra-authz started while Entra is unreachable: no signing keys at all.
     entraDown = await startEntraEmulator();
     entraDown.setAvailable(false);
-    coldAuthz = await startEntraAuthz(composeAuthzConfig({ authority: entraDown.url, certDir: s.dir, tls: false }));
+    coldAuthz = await startEntraAuthz(composeAuthzConfig({ authority: entraDown.url, certDir: s.dir, tls: false }), {}, { waitForKeys: false });
     const nothing = await closedPort();
     [envoys.down, envoys.slow, envoys.downOpen, envoys.noKeys, envoys.noKeysOpen, envoys.upOpen] = await Promise.all([
       s.startEnvoy({ clusterPorts: { entra_authz: nothing } }),

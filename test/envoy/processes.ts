@@ -42,6 +42,18 @@ async function until<T>(what: string, c: Captured, probe: () => Promise<T | unde
   }
 }
 
+/**
+ * Envoy with its output in `<dir>/envoy.log`. A file, not a pipe: the shipped access log writes to
+ * /dev/stdout, which Envoy cannot open when stdout is a socket.
+ */
+function spawnEnvoy(bin: string, args: string[], dir: string): Captured {
+  const logFile = join(dir, 'envoy.log');
+  const log = openSync(logFile, 'w');
+  const child = spawn(bin, [...args, '--disable-hot-restart', '-l', 'warning'], { stdio: ['ignore', log, log] });
+  closeSync(log);
+  return capture(child, () => readFileSync(logFile, 'utf8'));
+}
+
 export interface RunningEnvoy {
   readonly adminUrl: string;
   /** The port a named listener bound (all listeners bind port 0). */
@@ -62,16 +74,7 @@ export async function startEnvoy(bin: string, bootstrap: Obj): Promise<RunningEn
   const configFile = join(dir, 'envoy.yaml');
   const adminFile = join(dir, 'admin-address');
   writeFileSync(configFile, stringify(bootstrap));
-  // Files, not pipes: the shipped access log writes to /dev/stdout, which Envoy cannot open on a socket.
-  const logFile = join(dir, 'envoy.log');
-  const log = openSync(logFile, 'w');
-  const proc = capture(
-    spawn(bin, ['-c', configFile, '--admin-address-path', adminFile, '--disable-hot-restart', '--concurrency', '1', '-l', 'warning'], {
-      stdio: ['ignore', log, log],
-    }),
-    () => readFileSync(logFile, 'utf8'),
-  );
-  closeSync(log);
+  const proc = spawnEnvoy(bin, ['-c', configFile, '--admin-address-path', adminFile, '--concurrency', '1'], dir);
   try {
     const adminUrl = await until('envoy admin', proc, () => {
       try {
@@ -119,10 +122,11 @@ export async function validateWithEnvoy(bin: string, bootstrap: Obj): Promise<{ 
   const dir = mkdtempSync(join(tmpdir(), 'entra-authz-envoy-validate-'));
   const configFile = join(dir, 'envoy.yaml');
   writeFileSync(configFile, stringify(bootstrap));
-  const proc = capture(spawn(bin, ['--mode', 'validate', '-c', configFile, '--disable-hot-restart', '-l', 'warning'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const proc = spawnEnvoy(bin, ['--mode', 'validate', '-c', configFile], dir);
   const code = await proc.exited();
+  const output = proc.output();
   rmSync(dir, { recursive: true, force: true });
-  return { code, output: proc.output() };
+  return { code, output };
 }
 
 export interface RunningEntraAuthz {
@@ -137,9 +141,10 @@ export interface RunningEntraAuthz {
 
 /**
  * Runs `entra-authz serve --config FILE` as its own process (the way users run it) and waits for
- * its gRPC listener. `config` is written as YAML; `env` is added to the environment.
+ * its gRPC listener and, unless told not to, its signing keys. `config` is written as YAML; `env`
+ * is added to the environment.
  */
-export async function startEntraAuthz(config: Obj, env: Record<string, string> = {}): Promise<RunningEntraAuthz> {
+export async function startEntraAuthz(config: Obj, env: Record<string, string> = {}, opts: { waitForKeys?: boolean } = {}): Promise<RunningEntraAuthz> {
   const dir = mkdtempSync(join(tmpdir(), 'entra-authz-serve-'));
   const configFile = join(dir, 'config.yaml');
   writeFileSync(configFile, stringify(config));
@@ -155,6 +160,7 @@ export async function startEntraAuthz(config: Obj, env: Record<string, string> =
       const m = /"address":"[^"]*:(\d+)"[^\n]*ext_authz gRPC server listening|ext_authz gRPC server listening[^\n]*"address":"[^"]*:(\d+)"/.exec(proc.output());
       return m ? Number(m[1] ?? m[2]) : undefined;
     });
+    if (opts.waitForKeys ?? true) await until('entra-authz signing keys', proc, () => (proc.output().includes('all key sets ready') ? true : undefined));
     return {
       port,
       pid: proc.child.pid ?? 0,

@@ -39,10 +39,15 @@ export function renderEnvoyDocument(doc: Obj, options: RenderOptions): Obj {
       for (const lb of arr(group['lb_endpoints']).map(obj)) obj(lb['endpoint'])['address'] = loopback(port);
     }
   }
+  return renderCertificatePaths(doc, options.certDir);
+}
+
+/** `/certs/x` → `<certDir>/x` everywhere in a config; nothing else changes. */
+export function renderCertificatePaths(doc: Obj, certDir: string): Obj {
   walk(doc, (_path, value) => {
     const holder = obj(value);
     const filename = holder['filename'];
-    if (typeof filename === 'string' && filename.startsWith(CERT_MOUNT)) holder['filename'] = join(options.certDir, basename(filename));
+    if (typeof filename === 'string' && filename.startsWith(CERT_MOUNT)) holder['filename'] = join(certDir, basename(filename));
   });
   return doc;
 }

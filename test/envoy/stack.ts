@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import { parse } from 'yaml';
 import { startEntraEmulator, type EntraEmulator } from '../../src/dev/emulator.js';
 import { obj, repoPath, type Obj } from '../deploy/helpers.js';
-import type { ClientTls } from './clients.js';
+import { grpcCall, type ClientTls } from './clients.js';
 import { startEchoUpstream, type EchoUpstream } from './echo.js';
 import { writeDemoPki, type DemoIdentity, type DemoPki } from './pki.js';
 import { startEntraAuthz, startEnvoy, type RunningEntraAuthz, type RunningEnvoy } from './processes.js';
@@ -76,6 +76,19 @@ export interface StackOptions extends EnvoyOptions {
   readonly authzEnv?: Record<string, string>;
 }
 
+/**
+ * The first checks of a fresh entra-authz process compile its code paths; on a busy machine they
+ * can outlast the sidecar's 0.25 s ext_authz timeout. Ask until entra-authz itself answers (a 401
+ * for a call without a token), so tests measure behaviour, not warm-up.
+ */
+async function warmUp(port: number, tls: ClientTls): Promise<void> {
+  for (let attempt = 0; attempt < 40; attempt++) {
+    const answer = await grpcCall(port, tls, 'GetOrder');
+    if (!answer.ok && answer.code === 16) return;
+  }
+  throw new Error('entra-authz never answered through Envoy');
+}
+
 /** Envoy from a shipped config, entra-authz as its own process, the emulator and an echo upstream. */
 export async function startStack(opts: StackOptions): Promise<EnvoyStack> {
   const dir = mkdtempSync(join(tmpdir(), 'entra-authz-e2e-'));
@@ -115,6 +128,8 @@ export async function startStack(opts: StackOptions): Promise<EnvoyStack> {
     };
     const envoy = await extraEnvoy(opts);
     const listener = opts.file === 'envoy.yaml' ? 'ingress_mtls' : 'inbound_mtls';
+    const tlsAs = (name: DemoIdentity): ClientTls => ({ ca: pki.ca.certPem, cert: pki.leaves[name].certPem, key: pki.leaves[name].keyPem });
+    await warmUp(envoy.listenerPort(listener), tlsAs('demo-client'));
     return {
       dir,
       pki,
@@ -125,7 +140,7 @@ export async function startStack(opts: StackOptions): Promise<EnvoyStack> {
       port: envoy.listenerPort(listener),
       listener,
       startEnvoy: extraEnvoy,
-      tlsAs: (name) => ({ ca: pki.ca.certPem, cert: pki.leaves[name].certPem, key: pki.leaves[name].keyPem }),
+      tlsAs,
       close,
     };
   } catch (err) {
