@@ -8,19 +8,19 @@ import { REPO_ROOT, type Obj } from '../deploy/helpers.js';
 const STARTUP_MS = 15_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Output of a child process, kept for assertions and for the error when it fails to start. */
+/** A child process whose stdout and stderr go to one file, read for assertions and errors. */
 interface Captured {
   readonly child: ChildProcess;
   output(): string;
   exited(): Promise<number | null>;
 }
 
-function capture(child: ChildProcess, read?: () => string): Captured {
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+function spawnLogged(command: string, args: string[], logFile: string, options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Captured {
+  const log = openSync(logFile, 'w');
+  const child = spawn(command, args, { ...options, stdio: ['ignore', log, log] });
+  closeSync(log);
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: read ?? (() => out), exited: () => exit };
+  return { child, output: () => readFileSync(logFile, 'utf8'), exited: () => exit };
 }
 
 async function stop(c: Captured): Promise<void> {
@@ -47,11 +47,7 @@ async function until<T>(what: string, c: Captured, probe: () => Promise<T | unde
  * /dev/stdout, which Envoy cannot open when stdout is a socket.
  */
 function spawnEnvoy(bin: string, args: string[], dir: string): Captured {
-  const logFile = join(dir, 'envoy.log');
-  const log = openSync(logFile, 'w');
-  const child = spawn(bin, [...args, '--disable-hot-restart', '-l', 'warning'], { stdio: ['ignore', log, log] });
-  closeSync(log);
-  return capture(child, () => readFileSync(logFile, 'utf8'));
+  return spawnLogged(bin, [...args, '--disable-hot-restart', '-l', 'warning'], join(dir, 'envoy.log'));
 }
 
 export interface RunningEnvoy {
@@ -148,13 +144,11 @@ export async function startEntraAuthz(config: Obj, env: Record<string, string> =
   const dir = mkdtempSync(join(tmpdir(), 'entra-authz-serve-'));
   const configFile = join(dir, 'config.yaml');
   writeFileSync(configFile, stringify(config));
-  const proc = capture(
-    spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src', 'cli.ts'), 'serve', '--config', configFile], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
-  );
+  // Output to a file: audit records of a long run would otherwise pile up in this process.
+  const proc = spawnLogged(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src', 'cli.ts'), 'serve', '--config', configFile], join(dir, 'entra-authz.log'), {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env },
+  });
   try {
     const port = await until('entra-authz listening', proc, () => {
       const m = /"address":"[^"]*:(\d+)"[^\n]*ext_authz gRPC server listening|ext_authz gRPC server listening[^\n]*"address":"[^"]*:(\d+)"/.exec(proc.output());
