@@ -210,4 +210,16 @@ describe.each(ENVOY_FILES)('consistency of %s', (file) => {
     expect(headers.length).toBe(9);
     expect(new Set(removed)).toEqual(new Set(headers));
   });
+
+  it('sends entra-authz the token, request id, XFCC, trace context and every identity header it sets, and no other header', () => {
+    const patterns = arr(obj(httpFilter(doc(), 'envoy.filters.http.ext_authz')['allowed_headers'])['patterns']).map(obj);
+    const allowed = (name: string): boolean =>
+      patterns.some((p) => p['exact'] === name || (typeof p['prefix'] === 'string' && name.startsWith(p['prefix'])));
+    for (const name of ['authorization', 'x-request-id', 'x-forwarded-client-cert', 'traceparent', 'tracestate', 'b3', 'x-b3-traceid']) {
+      expect(allowed(name), name).toBe(true);
+    }
+    const identity = Object.values(obj(obj(readYaml('deploy', 'compose', 'entra-authz.yaml')['response'])['identityHeaders'])).map(String);
+    for (const name of identity) expect(allowed(name), name).toBe(true);
+    for (const name of ['cookie', 'x-api-key', 'proxy-authorization']) expect(allowed(name), name).toBe(false);
+  });
 });
