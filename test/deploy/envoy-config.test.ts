@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { FOREIGN_IDENTITY_HEADERS } from '../../src/core/response.js';
 import { EnvoyProtoChecker } from './envoy-proto.js';
 import { readEnvoyShape } from './envoy-shape.js';
 import { arr, genCertIdentities, listFiles, obj, readYaml, walk, type Obj } from './helpers.js';
@@ -211,7 +212,7 @@ describe.each(ENVOY_FILES)('consistency of %s', (file) => {
     expect(new Set(removed)).toEqual(new Set(headers));
   });
 
-  it('sends entra-authz the token, request id, XFCC, trace context and every identity header it sets, and no other header', () => {
+  it('sends entra-authz the token, request id, XFCC, trace context, every identity header it sets or strips, and no other header', () => {
     const patterns = arr(obj(httpFilter(doc(), 'envoy.filters.http.ext_authz')['allowed_headers'])['patterns']).map(obj);
     const allowed = (name: string): boolean =>
       patterns.some((p) => p['exact'] === name || (typeof p['prefix'] === 'string' && name.startsWith(p['prefix'])));
@@ -220,6 +221,8 @@ describe.each(ENVOY_FILES)('consistency of %s', (file) => {
     }
     const identity = Object.values(obj(obj(readYaml('deploy', 'compose', 'entra-authz.yaml')['response'])['identityHeaders'])).map(String);
     for (const name of identity) expect(allowed(name), name).toBe(true);
+    // entra-authz strips other identity layers' headers by prefix only when it sees them.
+    for (const prefix of FOREIGN_IDENTITY_HEADERS.prefixes) expect(allowed(`${prefix}probe`), prefix).toBe(true);
     for (const name of ['cookie', 'x-api-key', 'proxy-authorization']) expect(allowed(name), name).toBe(false);
   });
 });
