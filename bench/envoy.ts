@@ -273,6 +273,14 @@ function table(results: Result[], load: string): string {
     `Saturated: h2load ${SATURATE_CLIENTS} connections × ${SATURATE_STREAMS} streams for ${SECONDS} s. Latency: ${RATE} req/s offered (${RATE_CLIENTS} connections), ${SECONDS} s;`,
     `"achieved" is what was actually sent at that rate; "check errors" are ext_authz calls that failed (h2load counts their gRPC answers as 2xx).`,
     `Load average (1, 5, 15 min) when the run started, on ${cpus().length} cores: ${load}.`,
+    ...(Number(load.split(' ')[0]) > cpus().length
+      ? [
+          '',
+          'The machine was busy with other work during this run (load above its core count): every process here',
+          'waited for CPU, the Node.js process behind ext_authz, which spends more CPU per request than Envoy\'s',
+          'in-process filters, the most. Rerun on a quiet machine before reading these against the targets.',
+        ]
+      : []),
   ].join('\n');
 }
 
