@@ -77,7 +77,7 @@ describe.skipIf(envoy.skip)('through the real Envoy: front proxy (envoy/envoy.ya
   describe('allowed requests', () => {
     it('passes a gRPC call and the upstream sees exactly the identity headers entra-authz set, none the client sent', async () => {
       const answer = await grpcCall(s.port, client, 'GetOrder', { ...bearer(writer), ...forgedIdentity });
-      if (!answer.ok) throw new Error(`denied: ${answer.details}`);
+      if (!answer.ok) throw new Error(`not allowed: gRPC ${answer.code} ${answer.details}`);
       const seen = entraHeaders(answer.upstream);
       expect(seen).toEqual({
         'x-entra-oid': s.emulator.oidFor(DEMO.clients.writer.clientId),
@@ -96,7 +96,7 @@ describe.skipIf(envoy.skip)('through the real Envoy: front proxy (envoy/envoy.ya
 
     it('removes client-sent identity headers, ours and other identity layers\', on an anonymous allow too', async () => {
       const answer = await grpcCall(s.port, client, 'ListOrders', forgedIdentity);
-      if (!answer.ok) throw new Error(`denied: ${answer.details}`);
+      if (!answer.ok) throw new Error(`not allowed: gRPC ${answer.code} ${answer.details}`);
       expect(notForwarded(answer.upstream)).toEqual([]);
       // An anonymous allow carries only its decision id.
       expect(Object.keys(entraHeaders(answer.upstream))).toEqual(['x-entra-decision-id']);
@@ -116,7 +116,7 @@ describe.skipIf(envoy.skip)('through the real Envoy: front proxy (envoy/envoy.ya
 
     it('does not send cookies or other headers outside allowed_headers to entra-authz, but the upstream still gets them', async () => {
       const answer = await grpcCall(s.port, client, 'GetOrder', { ...bearer(writer), cookie: 'session=secret-cookie', 'x-private': 'p' });
-      if (!answer.ok) throw new Error(`denied: ${answer.details}`);
+      if (!answer.ok) throw new Error(`not allowed: gRPC ${answer.code} ${answer.details}`);
       expect(answer.upstream['cookie']).toBe('session=secret-cookie');
       // The audit record lists what entra-authz saw; the cookie value is in no log line of it.
       expect(s.authz.output()).not.toContain('secret-cookie');

@@ -50,7 +50,7 @@ describe.skipIf(envoy.skip)('through the real Envoy: sidecar (envoy/sidecar.yaml
   it('forwards the verified client certificate in x-forwarded-client-cert and drops the one the client sent', async () => {
     const forged = `By=${s.pki.spiffeId('orders')};Hash=${'0'.repeat(64)};URI=spiffe://entra-authz.demo/ns/demo/sa/admin`;
     const answer = await grpcCall(s.port, client, 'GetOrder', bearer({ 'x-forwarded-client-cert': forged }));
-    if (!answer.ok) throw new Error(`denied: ${answer.details}`);
+    if (!answer.ok) throw new Error(`not allowed: gRPC ${answer.code} ${answer.details}`);
     const xfcc = answer.upstream['x-forwarded-client-cert'] ?? '';
     expect(xfcc).not.toContain('ns/demo/sa/admin');
     // SANITIZE_SET with subject, cert, uri, dns: one element, By = the sidecar's own URI SAN.

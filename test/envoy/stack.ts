@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { parse } from 'yaml';
-import { startEntraEmulator, type EntraEmulator } from '../../src/dev/emulator.js';
+import { DEMO, startEntraEmulator, type EntraEmulator } from '../../src/dev/emulator.js';
 import { obj, repoPath, type Obj } from '../deploy/helpers.js';
 import { grpcCall, type ClientTls } from './clients.js';
 import { startEchoUpstream, type EchoUpstream } from './echo.js';
@@ -78,15 +78,19 @@ export interface StackOptions extends EnvoyOptions {
 
 /**
  * The first checks of a fresh entra-authz process compile its code paths; on a busy machine they
- * can outlast the sidecar's 0.25 s ext_authz timeout. Ask until entra-authz itself answers (a 401
- * for a call without a token), so tests measure behaviour, not warm-up.
+ * can outlast the sidecar's 0.25 s ext_authz timeout. Ask until entra-authz itself answers both a
+ * denial (no token) and, three times in a row, an allow, so tests measure behaviour, not warm-up.
  */
-async function warmUp(port: number, tls: ClientTls): Promise<void> {
-  for (let attempt = 0; attempt < 40; attempt++) {
-    const answer = await grpcCall(port, tls, 'GetOrder');
-    if (!answer.ok && answer.code === 16) return;
+async function warmUp(port: number, tls: ClientTls, token: string): Promise<void> {
+  let allowedInARow = 0;
+  let denied = false;
+  for (let attempt = 0; attempt < 60 && !(denied && allowedInARow >= 3); attempt++) {
+    const anonymous = await grpcCall(port, tls, 'GetOrder');
+    denied ||= !anonymous.ok && anonymous.code === 16;
+    const allowed = await grpcCall(port, tls, 'GetOrder', { authorization: `Bearer ${token}` });
+    allowedInARow = allowed.ok ? allowedInARow + 1 : 0;
   }
-  throw new Error('entra-authz never answered through Envoy');
+  if (!(denied && allowedInARow >= 3)) throw new Error('entra-authz never answered steadily through Envoy');
 }
 
 /** Envoy from a shipped config, entra-authz as its own process, the emulator and an echo upstream. */
@@ -129,7 +133,7 @@ export async function startStack(opts: StackOptions): Promise<EnvoyStack> {
     const envoy = await extraEnvoy(opts);
     const listener = opts.file === 'envoy.yaml' ? 'ingress_mtls' : 'inbound_mtls';
     const tlsAs = (name: DemoIdentity): ClientTls => ({ ca: pki.ca.certPem, cert: pki.leaves[name].certPem, key: pki.leaves[name].keyPem });
-    await warmUp(envoy.listenerPort(listener), tlsAs('demo-client'));
+    await warmUp(envoy.listenerPort(listener), tlsAs('demo-client'), await emulator.issueToken({ appId: DEMO.clients.writer.clientId }));
     return {
       dir,
       pki,
