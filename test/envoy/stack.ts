@@ -112,23 +112,30 @@ export async function startStack(opts: StackOptions): Promise<EnvoyStack> {
     cleanup.push(() => authz.close());
     const otelPort = await closedPort();
     const extraEnvoy = async (extra: EnvoyOptions = {}): Promise<RunningEnvoy> => {
-      // The sidecar's prometheus listener proxies to admin: admin needs a port known in advance.
-      const adminPort = await closedPort();
-      const bootstrap = renderEnvoyConfig(opts.file, {
-        certDir: dir,
-        adminPort,
-        clusterPorts: {
-          entra_authz: authz.port,
-          [opts.file === 'envoy.yaml' ? 'orders' : 'local_app']: upstream.port,
-          otel_collector: otelPort,
-          envoy_admin: adminPort,
-          ...extra.clusterPorts,
-        },
-      });
-      extra.envoy?.(bootstrap);
-      const started = await startEnvoy(opts.envoyBin, bootstrap);
-      cleanup.push(() => started.close());
-      return started;
+      for (let attempt = 1; ; attempt++) {
+        // The sidecar's prometheus listener proxies to admin, so admin needs a port known in
+        // advance; another process may take it between picking and binding: then pick again.
+        const adminPort = await closedPort();
+        const bootstrap = renderEnvoyConfig(opts.file, {
+          certDir: dir,
+          adminPort,
+          clusterPorts: {
+            entra_authz: authz.port,
+            [opts.file === 'envoy.yaml' ? 'orders' : 'local_app']: upstream.port,
+            otel_collector: otelPort,
+            envoy_admin: adminPort,
+            ...extra.clusterPorts,
+          },
+        });
+        extra.envoy?.(bootstrap);
+        try {
+          const started = await startEnvoy(opts.envoyBin, bootstrap);
+          cleanup.push(() => started.close());
+          return started;
+        } catch (err) {
+          if (attempt >= 3 || !String(err).includes('Address already in use')) throw err;
+        }
+      }
     };
     const envoy = await extraEnvoy(opts);
     const listener = opts.file === 'envoy.yaml' ? 'ingress_mtls' : 'inbound_mtls';
