@@ -1,11 +1,15 @@
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { externalBinary, requireBinary } from './external-binary.js';
+
+const made: string[] = [];
+afterAll(() => made.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
 const fakeProgram = (name: string): { dir: string; path: string } => {
   const dir = mkdtempSync(join(tmpdir(), 'entra-authz-bin-'));
+  made.push(dir);
   const path = join(dir, name);
   writeFileSync(path, '#!/bin/sh\n');
   chmodSync(path, 0o755);
