@@ -70,7 +70,7 @@ describe.skipIf(envoy.skip)('through the real Envoy: sidecar (envoy/sidecar.yaml
     expect((await fetch(`${metrics}/config_dump`)).status).toBe(404);
   });
 
-  it('puts the client\'s trace, Envoy\'s spans and entra-authz\'s Check span in one trace', async () => {
+  it('puts the client\'s trace, Envoy\'s spans and entra-authz\'s Check span in one trace, the Check span a child of Envoy\'s ext_authz call', async () => {
     const traceId = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
     const clientSpan = '1122334455667788';
     // Envoy flushes spans in batches of 5 (or every 5 s): make enough traced calls.
@@ -78,10 +78,15 @@ describe.skipIf(envoy.skip)('through the real Envoy: sidecar (envoy/sidecar.yaml
       const answer = await grpcCall(s.port, client, 'GetOrder', bearer({ traceparent: `00-${traceId}-${clientSpan}-01` }));
       expect(answer.ok).toBe(true);
     }
-    await waitFor(() => {
+    // Envoy exports in batches: wait until every Check span's parent has arrived (or time out
+    // and let the assertions below say what is missing).
+    const checkParentsArrived = (): boolean => {
       const inTrace = otlp.spans.filter((x) => x.traceId === traceId);
-      return inTrace.some((x) => x.service === 'entra-authz') && inTrace.some((x) => x.service !== 'entra-authz' && x.parentSpanId !== clientSpan);
-    });
+      const ids = new Set(inTrace.map((x) => x.spanId));
+      const checks = inTrace.filter((x) => x.service === 'entra-authz' && x.name.endsWith('/Check'));
+      return checks.length > 0 && checks.every((c) => ids.has(c.parentSpanId));
+    };
+    await waitFor(checkParentsArrived, 12_000).catch(() => undefined);
     const inTrace = otlp.spans.filter((x) => x.traceId === traceId);
     const envoySpans = inTrace.filter((x) => x.service !== 'entra-authz');
     // Envoy continues the client's trace: its request span is the client span's child, and its
@@ -89,6 +94,15 @@ describe.skipIf(envoy.skip)('through the real Envoy: sidecar (envoy/sidecar.yaml
     const ingress = envoySpans.filter((x) => x.parentSpanId === clientSpan);
     expect(ingress.length).toBeGreaterThan(0);
     expect(envoySpans.some((x) => ingress.some((i) => i.spanId === x.parentSpanId))).toBe(true);
-    expect(inTrace.filter((x) => x.service === 'entra-authz').length).toBeGreaterThan(0);
+    // entra-authz's Check spans hang off Envoy's ext_authz call (gRPC metadata), not off the
+    // client's span that the forwarded request's traceparent names.
+    const envoyIds = new Set(envoySpans.map((x) => x.spanId));
+    const authzIds = new Set(inTrace.filter((x) => x.service === 'entra-authz').map((x) => x.spanId));
+    const checks = inTrace.filter((x) => x.service === 'entra-authz' && !authzIds.has(x.parentSpanId));
+    expect(checks.length).toBeGreaterThan(0);
+    for (const check of checks) {
+      expect(check.parentSpanId).not.toBe(clientSpan);
+      expect(envoyIds.has(check.parentSpanId), `${check.name}: parent ${check.parentSpanId}`).toBe(true);
+    }
   });
 });
