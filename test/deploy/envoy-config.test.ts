@@ -211,8 +211,13 @@ describe.each(ENVOY_FILES)('consistency of %s', (file) => {
     expect(headers.length).toBe(9);
     expect(new Set(removed)).toEqual(new Set(headers));
   });
+});
 
-  it('sends entra-authz the token, request id, XFCC, trace context, every identity header it sets or strips, and no other header', () => {
+/** The configs that call entra-authz's gRPC Check. */
+describe.each(['envoy.yaml', 'sidecar.yaml'])('what %s sends to entra-authz', (file) => {
+  const doc = (): Obj => readYaml('envoy', file);
+
+  it('is the token, request id, XFCC, trace context, every identity header it sets or strips, and no other header', () => {
     const patterns = arr(obj(httpFilter(doc(), 'envoy.filters.http.ext_authz')['allowed_headers'])['patterns']).map(obj);
     const allowed = (name: string): boolean =>
       patterns.some((p) => p['exact'] === name || (typeof p['prefix'] === 'string' && name.startsWith(p['prefix'])));

@@ -70,6 +70,12 @@ function snippetCertificates(doc: Obj, certDir: string): void {
   });
 }
 
+function dropEllipses(value: unknown): unknown {
+  if (Array.isArray(value)) return value.filter((v) => v !== '…' && v !== '...').map(dropEllipses);
+  if (isObj(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, dropEllipses(v)]));
+  return value;
+}
+
 /** Envoy configurations shown in README.md and docs/*.md, as bootstraps. */
 function docSnippets(): { name: string; doc: Obj }[] {
   const out: { name: string; doc: Obj }[] = [];
@@ -81,7 +87,8 @@ function docSnippets(): { name: string; doc: Obj }[] {
       const code = source.split('\n').filter((l) => !l.trim().startsWith('#')).join('\n');
       if (!code.includes('type.googleapis.com/envoy.')) continue;
       const line = text.slice(0, m.index).split('\n').length;
-      const parsed: unknown = parse(source);
+      // A list item written as "…" means "and the rest": left out, the rest is checked.
+      const parsed: unknown = dropEllipses(parse(source));
       const name = `${file}:${line}`;
       if (isObj(parsed) && 'static_resources' in parsed) out.push({ name, doc: parsed });
       else if (isObj(parsed) && ('http_filters' in parsed || 'clusters' in parsed)) {
