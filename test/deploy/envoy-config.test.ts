@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { FOREIGN_IDENTITY_HEADERS } from '../../src/core/response.js';
 import { EnvoyProtoChecker } from './envoy-proto.js';
 import { readEnvoyShape } from './envoy-shape.js';
 import { arr, genCertIdentities, listFiles, obj, readYaml, walk, type Obj } from './helpers.js';
@@ -209,5 +210,24 @@ describe.each(ENVOY_FILES)('consistency of %s', (file) => {
     const headers = Object.values(obj(obj(readYaml('deploy', 'compose', 'entra-authz.yaml')['response'])['identityHeaders']));
     expect(headers.length).toBe(9);
     expect(new Set(removed)).toEqual(new Set(headers));
+  });
+});
+
+/** The configs that call entra-authz's gRPC Check. */
+describe.each(['envoy.yaml', 'sidecar.yaml'])('what %s sends to entra-authz', (file) => {
+  const doc = (): Obj => readYaml('envoy', file);
+
+  it('is the token, request id, XFCC, trace context, every identity header it sets or strips, and no other header', () => {
+    const patterns = arr(obj(httpFilter(doc(), 'envoy.filters.http.ext_authz')['allowed_headers'])['patterns']).map(obj);
+    const allowed = (name: string): boolean =>
+      patterns.some((p) => p['exact'] === name || (typeof p['prefix'] === 'string' && name.startsWith(p['prefix'])));
+    for (const name of ['authorization', 'x-request-id', 'x-forwarded-client-cert', 'traceparent', 'tracestate', 'b3', 'x-b3-traceid']) {
+      expect(allowed(name), name).toBe(true);
+    }
+    const identity = Object.values(obj(obj(readYaml('deploy', 'compose', 'entra-authz.yaml')['response'])['identityHeaders'])).map(String);
+    for (const name of identity) expect(allowed(name), name).toBe(true);
+    // entra-authz strips other identity layers' headers by prefix only when it sees them.
+    for (const prefix of FOREIGN_IDENTITY_HEADERS.prefixes) expect(allowed(`${prefix}probe`), prefix).toBe(true);
+    for (const name of ['cookie', 'x-api-key', 'proxy-authorization']) expect(allowed(name), name).toBe(false);
   });
 });
