@@ -41,8 +41,40 @@ const scopeList = z
   })
   .refine((v) => v.anyOf !== undefined || v.allOf !== undefined, 'give anyOf, allOf or both');
 
+/**
+ * A directory object id (group, role template) as a bare GUID or with a display label. Names are
+ * not in tokens: the label only makes `explain`, audit details and docs readable.
+ */
+const directoryObject = z
+  .union([guid, z.strictObject({ id: guid, label: z.string().min(1).max(128).describe('Display name, for explain and audit details only.') })])
+  .transform((v) => (typeof v === 'string' ? { id: v, label: undefined } : v));
+
+const directoryObjects = z
+  .strictObject({
+    anyOf: z.array(directoryObject).min(1).optional().describe('At least one of these object ids.'),
+    allOf: z.array(directoryObject).min(1).optional().describe('Every one of these object ids.'),
+  })
+  .refine((v) => v.anyOf !== undefined || v.allOf !== undefined, 'give anyOf, allOf or both');
+
+/** Client authentication strength, weakest first, as `appidacr`/`azpacr` number it (0, 1, 2). */
+export const CLIENT_AUTHENTICATION = ['public', 'secret', 'certificate'] as const;
+
 /** Requirements that read the verified token; not allowed beside `peer.peerOnly`. */
-const TOKEN_REQUIREMENTS = ['roles', 'scopes', 'appIds', 'tenants', 'tokenType'] as const;
+const TOKEN_REQUIREMENTS = [
+  'roles',
+  'scopes',
+  'appIds',
+  'tenants',
+  'tokenType',
+  'groups',
+  'directoryRoles',
+  'clientAuthentication',
+  'mfa',
+  'authenticationContext',
+] as const;
+
+/** Requirements only user (delegated) tokens can meet. */
+const USER_ONLY_REQUIREMENTS = ['scopes', 'mfa', 'authenticationContext'] as const;
 
 const requirementFields = {
   roles: anyAllOf.optional().describe('App roles (`roles` claim).'),
@@ -50,14 +82,29 @@ const requirementFields = {
   appIds: z.array(guid).min(1).optional().describe('Client id of the calling application (`appid` in v1, `azp` in v2): any of these.'),
   tenants: z.array(guid).min(1).optional().describe('Tenant of the token (`tid`): any of these; each must also be in `entra.tenants`.'),
   tokenType: z.enum(['app', 'user']).optional().describe('`app`: app-only tokens (client credentials, managed identities); `user`: delegated tokens.'),
+  groups: directoryObjects.optional().describe('Security groups by object id (`groups` claim; see docs/entra.md for group overage).'),
+  directoryRoles: directoryObjects.optional().describe('Directory roles by role template id (`wids` claim).'),
+  clientAuthentication: z
+    .enum(CLIENT_AUTHENTICATION)
+    .optional()
+    .describe('Weakest accepted client authentication (`appidacr`/`azpacr`): `public` (none), `secret`, `certificate` (certificate, client assertion, managed identity).'),
+  mfa: z.literal(true).optional().describe('The user signed in with multi-factor authentication (`amr` contains `mfa`).'),
+  authenticationContext: z
+    .string()
+    .regex(/^c([1-9]|[1-9][0-9])$/, 'expected an authentication context id c1 … c99')
+    .optional()
+    .describe('A Conditional Access authentication context the token must satisfy (`acrs` claim), e.g. `c1`.'),
   peer: peerRequirementSchema.optional().describe('The mTLS peer (client certificate): SPIFFE ids/patterns, DNS SANs, bound tokens, peerOnly — see docs/mtls.md.'),
 };
 
 type RequirementFields = { [K in keyof typeof requirementFields]?: z.output<(typeof requirementFields)[K]> };
 
 function checkRequirementSet(set: RequirementFields, ctx: z.RefinementCtx, path: PropertyKey[]): void {
-  if (set.tokenType === 'app' && set.scopes !== undefined) {
-    ctx.addIssue({ code: 'custom', path: [...path, 'scopes'], message: 'app-only tokens never carry scopes: tokenType "app" with scopes can never be met' });
+  if (set.tokenType !== 'app') return;
+  for (const key of USER_ONLY_REQUIREMENTS) {
+    if (set[key] !== undefined) {
+      ctx.addIssue({ code: 'custom', path: [...path, key], message: `app-only tokens never carry ${key}: tokenType "app" with ${key} can never be met` });
+    }
   }
 }
 
@@ -80,7 +127,11 @@ export const requirementSchema = z
     const readsToken = (set: RequirementFields): boolean => TOKEN_REQUIREMENTS.some((k) => set[k] !== undefined);
     const peerOnlyAlternative = req.anyOf?.some((a) => a.peer?.peerOnly === true) ?? false;
     req.anyOf?.forEach((alt, i) => {
-      checkRequirementSet({ ...req, ...alt, tokenType: alt.tokenType ?? req.tokenType, scopes: alt.scopes ?? req.scopes }, ctx, ['anyOf', i]);
+      checkRequirementSet(
+        { tokenType: alt.tokenType ?? req.tokenType, scopes: alt.scopes ?? req.scopes, mfa: alt.mfa ?? req.mfa, authenticationContext: alt.authenticationContext ?? req.authenticationContext },
+        ctx,
+        ['anyOf', i],
+      );
       if (req.tokenType !== undefined && alt.tokenType !== undefined && alt.tokenType !== req.tokenType) {
         ctx.addIssue({ code: 'custom', path: ['anyOf', i, 'tokenType'], message: `conflicts with tokenType "${req.tokenType}" beside anyOf` });
       }
@@ -209,6 +260,11 @@ export const configSchema = z.strictObject({
     tokenHeader: headerName.default('authorization'),
     /** Tokens longer than this are refused before any parsing. */
     maxTokenBytes: z.number().int().min(512).max(256 * 1024).default(64 * 1024),
+    /**
+     * Continuous access evaluation: accept the long-lived tokens (up to 28 h) Entra issues to
+     * clients that handle claims challenges (`xms_cc` has `cp1`). Off: no token may live over 24 h.
+     */
+    cae: z.boolean().default(false),
     /** Accept tokens with neither `roles` nor `scp` (Microsoft.Identity.Web refuses them by default). */
     allowTokensWithoutPermissions: z.boolean().default(false),
     /** Reuse of successful verifications of the same token (keyed by its SHA-256, never past `exp`). */

@@ -36,6 +36,8 @@ interface DenyContext {
   readonly outcomes?: readonly RequirementOutcome[];
   readonly peer?: PeerIdentity | undefined;
   readonly rejectedTokenHash?: string;
+  /** The claims request of a step-up challenge. */
+  readonly claimsChallenge?: string | undefined;
   /** Whether dry-run applies at the point of the denial (top-level before a rule is chosen, the rule's after). */
   readonly dryRun: boolean;
 }
@@ -70,7 +72,9 @@ export function createDecider(deps: DeciderDeps): Decider {
     const decision: Decision = more.dryRun
       ? // Report-only: allow, and carry the denial enforcement would have produced.
         { ...base, kind: 'allow', reason: 'allowed', detail: `dry-run, would deny ${reason}: ${detail}`, dryRun: { wouldDeny: reason, detail } }
-      : { ...base, kind: reason === 'keys_unavailable' ? 'unavailable' : 'deny' };
+      : reason === 'keys_unavailable'
+        ? { ...base, kind: 'unavailable' }
+        : { ...base, kind: 'deny', ...(more.claimsChallenge !== undefined ? { claimsChallenge: more.claimsChallenge } : {}) };
     return { decision, request: more.request, outcomes: more.outcomes ?? [], peer: more.peer, tokenCacheHit, rejectedTokenHash: more.rejectedTokenHash };
   };
 
@@ -130,7 +134,9 @@ export function createDecider(deps: DeciderDeps): Decider {
 
     const ctx = { identity, peer };
     const result = await tracer.phase('policy.evaluate', async () => checkRequirements(rule, ctx));
-    if (!result.ok) return deny(result.reason, result.detail, { ...at, identity, outcomes: result.outcomes, peer: resolvedPeer() });
+    if (!result.ok) {
+      return deny(result.reason, result.detail, { ...at, identity, outcomes: result.outcomes, peer: resolvedPeer(), claimsChallenge: result.claimsChallenge });
+    }
     return {
       decision: { kind: 'allow', id, reason: 'allowed', detail: `rule ${rule.name}`, rule: rule.name, identity },
       request,

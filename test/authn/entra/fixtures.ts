@@ -42,6 +42,7 @@ export function entraConfig(overrides: EntraOverrides = {}): EntraConfig {
     tokenHeader: 'authorization',
     maxTokenBytes: 64 * 1024,
     allowTokensWithoutPermissions: false,
+    cae: false,
     ...rest,
     tokenCache: rest.tokenCache ?? { maxEntries: 10_000, ttlSeconds: 300 },
     keys: { ttlSeconds: 86_400, refreshIntervalSeconds: 3600, unknownKidCooldownSeconds: 300, fetchTimeoutMs: 2000, maxJwksFetchesPerMinute: 30, ...keys },
