@@ -261,6 +261,11 @@ export const configSchema = z.strictObject({
     /** Tokens longer than this are refused before any parsing. */
     maxTokenBytes: z.number().int().min(512).max(256 * 1024).default(64 * 1024),
     /**
+     * Client id of this API when its app registration uses claims mapping: Entra then signs its
+     * tokens with app-specific keys, fetched with `?appid=` on the metadata URL.
+     */
+    signingKeysAppId: z.string().regex(GUID, 'expected the API app registration\'s client id (a GUID)').transform((t) => t.toLowerCase()).optional(),
+    /**
      * Continuous access evaluation: accept the long-lived tokens (up to 28 h) Entra issues to
      * clients that handle claims challenges (`xms_cc` has `cp1`). Off: no token may live over 24 h.
      */

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DEMO } from './demo.js';
-import { createKeyRing } from './keys.js';
+import { createKeyRing, type SigningKey } from './keys.js';
 import { createEmulatorRoutes, type EmulatorState } from './routes.js';
 import { createTokenMinter } from './tokens.js';
 import type { EmulatorApi, EmulatorClient, EmulatorOptions, EntraEmulator, IssueTokenOptions } from './types.js';
@@ -99,8 +99,12 @@ export async function startEntraEmulator(opts: EmulatorOptions = {}): Promise<En
           timers.add(t);
         });
 
+  const appsWithOwnKeys = new Set(apis.filter((a) => a.claimsMapping === true).map((a) => a.appId));
+  const signerFor = async (api: EmulatorApi | undefined): Promise<SigningKey> =>
+    api !== undefined && appsWithOwnKeys.has(api.appId) ? keys.appKey(api.appId) : keys.current();
+
   const server = createServer(
-    createEmulatorRoutes({ tenants, clients, keys, minter, now, url: () => url, state, delay, rotateKeys, onRequest: opts.onRequest }),
+    createEmulatorRoutes({ tenants, clients, keys, minter, now, url: () => url, state, delay, rotateKeys, signerFor, appsWithOwnKeys, onRequest: opts.onRequest }),
   );
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
@@ -128,8 +132,8 @@ export async function startEntraEmulator(opts: EmulatorOptions = {}): Promise<En
     async issueToken(o: IssueTokenOptions = {}) {
       const known = o.kid !== undefined ? keys.get(o.kid) : undefined;
       if (known) return minter.mint(o, known, known.kid);
-      const current = keys.current();
-      return minter.mint(o, current, o.kid ?? current.kid);
+      const signer = await signerFor(o.audience !== undefined ? minter.findApi(o.audience) : apis[0]);
+      return minter.mint(o, signer, o.kid ?? signer.kid);
     },
     async signWithUnpublishedKey(o: IssueTokenOptions = {}) {
       const k = await keys.unpublished(); // known (so `kid:` and publicKeyPem work) but never published

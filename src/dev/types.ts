@@ -18,6 +18,11 @@ export interface EmulatorApi {
   appRoles: string[];
   /** Delegated permissions (`scp` in user tokens). */
   scopes: string[];
+  /**
+   * The app uses claims mapping: Entra signs its tokens with a key of its own, published only in
+   * the metadata and JWKS fetched with `?appid={appId}`.
+   */
+  claimsMapping?: boolean;
 }
 
 export interface EmulatorClient {

@@ -4,7 +4,7 @@ import { loadSync } from '@grpc/proto-loader';
 import { validateConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { envoyCheckRequest, type CheckRequestOptions } from '../../src/cli/check.js';
-import { DEMO, startEntraEmulator, type EntraEmulator } from '../../src/dev/emulator.js';
+import { DEMO, startEntraEmulator, type EmulatorOptions, type EntraEmulator } from '../../src/dev/emulator.js';
 import { startApp, type AppDeps, type RunningApp } from '../../src/runtime/app.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { createAuthorizationClient, loadAuthorizationService, type AuthorizationClient } from '../../src/server/protos.js';
@@ -61,6 +61,8 @@ export interface HarnessOptions {
   readonly rules?: unknown[];
   readonly response?: Record<string, unknown>;
   readonly emulatorDown?: boolean;
+  /** Options of the emulator (its clock is always the harness's). */
+  readonly emulator?: EmulatorOptions;
   readonly deps?: Partial<AppDeps>;
   /** Merged into the `server` section (e.g. `tls`). */
   readonly server?: Record<string, unknown>;
@@ -114,7 +116,7 @@ export function authorizationClient(address: string, creds: ChannelCredentials, 
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const clock = opts.clock ?? fakeClock();
-  const emulator = await startEntraEmulator({ now: clock.now, keyPairs: sharedKeyPairs() });
+  const emulator = await startEntraEmulator({ keyPairs: sharedKeyPairs(), ...opts.emulator, now: clock.now });
   if (opts.emulatorDown) emulator.setAvailable(false);
   const config = harnessConfig(emulator.url, opts);
   const app = await startApp(config, { log: silentLogger(), now: clock.now, ...opts.deps });
