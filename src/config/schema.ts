@@ -207,6 +207,39 @@ export const stripHeadersSchema = z.strictObject({
   prefixes: z.array(headerName).default([]).describe('Further request headers, by name prefix, removed on every allow (those present in the request).'),
 });
 
+/** How entra-authz signs in to Microsoft Graph as itself (through @azure/identity). */
+const graphCredentialSchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('clientSecret'),
+    clientId: guid,
+    clientSecret: z.string().min(1).describe('Use ${ENV} substitution; never logged.'),
+  }),
+  z.strictObject({
+    kind: z.literal('certificate'),
+    clientId: guid,
+    certificatePath: z.string().min(1).describe('PEM file holding the private key and certificate.'),
+  }),
+  z.strictObject({ kind: z.literal('workloadIdentity'), clientId: guid.optional() }),
+  z.strictObject({ kind: z.literal('managedIdentity'), clientId: guid.optional().describe('A user-assigned identity; omitted: the system-assigned one.') }),
+]);
+
+const graphSchema = z.strictObject({
+  endpoint: z
+    .url({ protocol: /^https?$/ })
+    .default('https://graph.microsoft.com')
+    .transform((u) => u.replace(/\/+$/, ''))
+    .describe('Microsoft Graph host of the cloud: https://graph.microsoft.com, https://graph.microsoft.us, https://dod-graph.microsoft.us, https://microsoftgraph.chinacloudapi.cn.'),
+  credential: graphCredentialSchema.describe('The server\'s own app credentials; the app needs the GroupMember.Read.All application permission.'),
+  timeoutMs: z.number().int().min(100).max(30_000).default(400).describe('Timeout of one Graph call; keep it under Envoy\'s ext_authz timeout.'),
+  cache: z
+    .strictObject({
+      maxEntries: z.number().int().min(1).max(1_000_000).default(10_000),
+      ttlSeconds: z.number().int().min(1).max(3600).default(300),
+    })
+    .default({ maxEntries: 10_000, ttlSeconds: 300 })
+    .describe('Membership answers kept per (tenant, object id).'),
+});
+
 export const configSchema = z.strictObject({
   server: z
     .strictObject({
@@ -265,6 +298,8 @@ export const configSchema = z.strictObject({
      * tokens with app-specific keys, fetched with `?appid=` on the metadata URL.
      */
     signingKeysAppId: z.string().regex(GUID, 'expected the API app registration\'s client id (a GUID)').transform((t) => t.toLowerCase()).optional(),
+    /** Group membership from Microsoft Graph for tokens with group overage (see docs/entra.md). */
+    graph: graphSchema.optional(),
     /**
      * Continuous access evaluation: accept the long-lived tokens (up to 28 h) Entra issues to
      * clients that handle claims challenges (`xms_cc` has `cp1`). Off: no token may live over 24 h.
@@ -333,3 +368,4 @@ export type RequirementAlternative = z.output<typeof alternativeSchema>;
 export type Match = z.output<typeof matchSchema>;
 export type PathMatch = z.output<typeof pathMatchSchema>;
 export type EntraConfig = Config['entra'];
+export type GraphConfig = NonNullable<EntraConfig['graph']>;

@@ -134,6 +134,14 @@ export const REASONS = {
   missing_group: deny403('the caller is not a member of a required group'),
   // Too many groups for the token to carry, and membership was not looked up elsewhere.
   group_overage_unresolved: deny403('group membership could not be determined from the token'),
+  // Microsoft Graph could not say (down, throttled, timed out): never read as "not a member".
+  group_lookup_failed: {
+    httpStatus: 503,
+    grpcCode: GrpcCode.UNAVAILABLE,
+    bearerError: null,
+    challenge: false,
+    message: 'group membership could not be looked up',
+  },
   missing_directory_role: deny403('the caller lacks a required directory role'),
   client_authentication_too_weak: deny403('the calling application did not authenticate strongly enough'),
   mfa_required: deny403('multi-factor authentication is required'),
@@ -161,6 +169,12 @@ export const REASONS = {
 } as const satisfies Record<string, ReasonInfo>;
 
 export type ReasonCode = keyof typeof REASONS;
+
+/**
+ * Codes on which the RPC itself fails with UNAVAILABLE (Envoy's failure_mode_allow then decides);
+ * every other code is a CheckResponse.
+ */
+export const RPC_FAILURE_REASONS: ReadonlySet<ReasonCode> = new Set<ReasonCode>(['keys_unavailable']);
 
 /** Codes that stand for an allow; all others deny. */
 export const ALLOW_REASONS: ReadonlySet<ReasonCode> = new Set<ReasonCode>(['allowed', 'allowed_anonymous']);

@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DEMO } from './demo.js';
+import { createGraphEmulator } from './graph.js';
 import { createKeyRing, type SigningKey } from './keys.js';
 import { createEmulatorRoutes, type EmulatorState } from './routes.js';
 import { createTokenMinter } from './tokens.js';
@@ -8,6 +9,7 @@ import type { EmulatorApi, EmulatorClient, EmulatorOptions, EntraEmulator, Issue
 
 export { DEMO, type DemoValues } from './demo.js';
 export { generateEmulatorKeyPair } from './keys.js';
+export { groupOverageClaims, type GraphEmulator } from './graph.js';
 export type * from './types.js';
 
 /**
@@ -99,12 +101,13 @@ export async function startEntraEmulator(opts: EmulatorOptions = {}): Promise<En
           timers.add(t);
         });
 
+  const graph = createGraphEmulator();
   const appsWithOwnKeys = new Set(apis.filter((a) => a.claimsMapping === true).map((a) => a.appId));
   const signerFor = async (api: EmulatorApi | undefined): Promise<SigningKey> =>
     api !== undefined && appsWithOwnKeys.has(api.appId) ? keys.appKey(api.appId) : keys.current();
 
   const server = createServer(
-    createEmulatorRoutes({ tenants, clients, keys, minter, now, url: () => url, state, delay, rotateKeys, signerFor, appsWithOwnKeys, onRequest: opts.onRequest }),
+    createEmulatorRoutes({ tenants, clients, keys, minter, now, url: () => url, state, delay, rotateKeys, signerFor, appsWithOwnKeys, graph, onRequest: opts.onRequest }),
   );
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
@@ -163,6 +166,7 @@ export async function startEntraEmulator(opts: EmulatorOptions = {}): Promise<En
     resetCounts() {
       state.counts.discovery = state.counts.jwks = state.counts.token = 0;
     },
+    graph,
     oidFor: minter.oidFor,
     close() {
       closing ??= new Promise<void>((resolve) => {

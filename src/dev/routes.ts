@@ -1,6 +1,7 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { entraIssuer, entraUrl, matchEntraPath, tenantAuthority, TENANT_ID_TEMPLATE, type EntraEndpoint, type TokenVersion } from '../authn/entra/urls.js';
+import type { GraphEmulator } from './graph.js';
 import type { KeyRing, SigningKey } from './keys.js';
 import { TOKEN_LIFETIME_SECONDS, type TokenMinter } from './tokens.js';
 import type { EmulatorApi, EmulatorClient, EmulatorFetchKind, EmulatorRequestInfo } from './types.js';
@@ -39,6 +40,8 @@ export interface EmulatorRoutesDeps {
   signerFor(api: EmulatorApi | undefined): Promise<SigningKey>;
   /** Apps with claims mapping, whose keys the JWKS serves for `?appid=`. */
   readonly appsWithOwnKeys: ReadonlySet<string>;
+  /** The Microsoft Graph slice (`/v1.0/…`). */
+  readonly graph: GraphEmulator;
   readonly onRequest?: ((info: EmulatorRequestInfo) => void) | undefined;
 }
 
@@ -396,6 +399,8 @@ export function createEmulatorRoutes(deps: EmulatorRoutesDeps): RequestListener 
 
   async function handle(req: IncomingMessage): Promise<[number, unknown, Record<string, string>]> {
     const rawPath = (req.url ?? '/').split('?')[0] ?? '/';
+    const graphAnswer = await deps.graph.handle(req.method ?? '', rawPath, req.headers.authorization, () => readBody(req));
+    if (graphAnswer !== undefined) return [...graphAnswer];
     const query = new URLSearchParams((req.url ?? '').includes('?') ? (req.url ?? '').slice((req.url ?? '').indexOf('?') + 1) : '');
     const r = route(rawPath);
     if (!r) throw new HttpError(404, { error: 'not_found', error_description: 'No such endpoint on the Entra emulator.' });
@@ -428,11 +433,12 @@ export function createEmulatorRoutes(deps: EmulatorRoutesDeps): RequestListener 
         const appId = query.get('appid');
         return [200, r.version === '2.0' ? discoveryV2(t, appId) : discoveryV1(t, appId), metaHeaders];
       }
-      case 'jwks':
+      case 'jwks': {
         resolveTenant(r.tenant, true);
         const appId = query.get('appid')?.toLowerCase();
         const appKey = appId !== undefined && deps.appsWithOwnKeys.has(appId) ? await keys.appKey(appId) : undefined;
         return [200, keys.jwks(r.version, entraIssuer(url(), TENANT_ID_TEMPLATE, '2.0'), appKey), metaHeaders];
+      }
       case 'token':
         return tokenEndpoint(req, r.tenant, r.version);
     }

@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import type { GraphEmulator } from './graph.js';
 
 /** Public shapes of the Entra emulator (`emulator.ts`), apart so that `demo.ts` can use them. */
 
@@ -150,6 +151,8 @@ export interface EntraEmulator {
    */
   fetchCount(kind: EmulatorFetchKind): number;
   resetCounts(): void;
+  /** The Microsoft Graph slice for group overage (`/v1.0/…/checkMemberGroups`), see src/dev/graph.ts. */
+  readonly graph: GraphEmulator;
   /** The object id the emulator puts in `oid`/`sub` of a client's app tokens. */
   oidFor(clientId: string, tenant?: string): string;
   /** Stops listening and drops open connections. Idempotent. */

@@ -1,9 +1,10 @@
 import { extractToken } from '../authn/bearer.js';
+import type { GroupResolver } from '../authn/entra/graph.js';
 import type { Config } from '../config/schema.js';
 import type { Decision, DecisionBase } from '../core/decision.js';
 import type { PeerIdentity, TokenIdentity } from '../core/identity.js';
 import type { CheckOutcome, PhaseTracer, RequirementOutcome } from '../core/outcome.js';
-import type { ReasonCode } from '../core/reasons.js';
+import { RPC_FAILURE_REASONS, type ReasonCode } from '../core/reasons.js';
 import { tokenHash } from '../core/token-hash.js';
 import { DEFAULT_REQUEST_LIMITS, type RequestLimits, type RequestView } from '../core/request.js';
 import type { TokenVerifier } from '../core/verifier.js';
@@ -14,6 +15,8 @@ import type { PeerResolver, PeerResult } from '../policy/peer.js';
 
 export interface DeciderDeps {
   readonly config: Config;
+  /** Group membership for tokens with group overage; without it such tokens cannot meet group requirements. */
+  readonly groups?: GroupResolver | undefined;
   readonly verifier: TokenVerifier;
   readonly newId: () => string;
   /** The config's compiled rules; compiled here when omitted. */
@@ -60,7 +63,7 @@ export interface Decider {
  * the configuration they started with.
  */
 export function createDecider(deps: DeciderDeps): Decider {
-  const { config, verifier, newId } = deps;
+  const { config, verifier, newId, groups } = deps;
   const policy = deps.policy ?? compilePolicy(config);
   const peerResolver = deps.peer ?? createPeerResolver(DEFAULT_PEER_SETTINGS);
   const now = deps.now ?? Date.now;
@@ -72,7 +75,7 @@ export function createDecider(deps: DeciderDeps): Decider {
     const decision: Decision = more.dryRun
       ? // Report-only: allow, and carry the denial enforcement would have produced.
         { ...base, kind: 'allow', reason: 'allowed', detail: `dry-run, would deny ${reason}: ${detail}`, dryRun: { wouldDeny: reason, detail } }
-      : reason === 'keys_unavailable'
+      : RPC_FAILURE_REASONS.has(reason)
         ? { ...base, kind: 'unavailable' }
         : { ...base, kind: 'deny', ...(more.claimsChallenge !== undefined ? { claimsChallenge: more.claimsChallenge } : {}) };
     return { decision, request: more.request, outcomes: more.outcomes ?? [], peer: more.peer, tokenCacheHit, rejectedTokenHash: more.rejectedTokenHash };
@@ -130,6 +133,14 @@ export function createDecider(deps: DeciderDeps): Decider {
         const binding = checkTokenBinding(identity, p.peer, { scheme: credential.scheme });
         if (!binding.ok) return deny(binding.reason, binding.detail, { ...at, identity, peer: p.peer });
       }
+    }
+
+    // Group overage: the token cannot say, so Graph is asked about the groups this rule names.
+    if (identity?.groupsOverage && rule.groupIds.length > 0 && groups !== undefined) {
+      const caller = identity;
+      const membership = await tracer.phase('policy.evaluate', () => groups.memberOf(caller, rule.groupIds));
+      if (!membership.ok) return deny('group_lookup_failed', membership.detail, { ...at, identity, peer: resolvedPeer() });
+      identity = { ...identity, groups: [...membership.memberOf], groupsOverage: false };
     }
 
     const ctx = { identity, peer };

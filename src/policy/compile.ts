@@ -81,6 +81,8 @@ export interface CompiledRule {
    */
   readonly token: 'required' | 'optional' | 'none';
   readonly requirement: CompiledRequirement;
+  /** Every group id the rule names (lower-case): what a group-overage lookup asks about. */
+  readonly groupIds: readonly string[];
   /** Effective dry-run: the rule's own setting, else the top-level one. */
   readonly dryRun: boolean;
   /** The rule as written (after defaults), for explain. */
@@ -207,6 +209,7 @@ export function compileRule(rule: Rule, index: number, globalDryRun: boolean): C
     anonymous: rule.allowAnonymous,
     token: rule.allowAnonymous ? 'none' : base.peer?.peerOnly || alternatives.some((a) => a.peer?.peerOnly) ? 'optional' : 'required',
     requirement: { ...base, alternatives },
+    groupIds: [...new Set([base, ...alternatives].flatMap((set) => [...(set.groups?.anyOf ?? []), ...(set.groups?.allOf ?? [])]))],
     dryRun: ruleDryRun(rule, globalDryRun),
     source: rule,
   };

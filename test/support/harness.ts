@@ -57,7 +57,8 @@ export interface Harness {
 }
 
 export interface HarnessOptions {
-  readonly entra?: Record<string, unknown>;
+  /** Merged into the `entra` section; a function gets the emulator's URL (e.g. for `graph.endpoint`). */
+  readonly entra?: Record<string, unknown> | ((emulatorUrl: string) => Record<string, unknown>);
   readonly rules?: unknown[];
   readonly response?: Record<string, unknown>;
   readonly emulatorDown?: boolean;
@@ -84,7 +85,7 @@ export function harnessConfig(emulatorUrl: string, opts: HarnessOptions = {}): C
       authority: emulatorUrl,
       tenants: [DEMO.tenantId],
       audiences: [DEMO.api.identifierUri, DEMO.api.appId],
-      ...opts.entra,
+      ...(typeof opts.entra === 'function' ? opts.entra(emulatorUrl) : opts.entra),
     },
     rules: opts.rules ?? [
       { name: 'orders-write', match: { contextExtensions: { policy: 'orders-write' } }, require: { roles: { anyOf: ['Orders.Write'] } } },
