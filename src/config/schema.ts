@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CLOUD_NAMES, CLOUDS } from '../authn/entra/clouds.js';
 import { listenSchema } from './listen.js';
 import { GRPC_PATTERN, HOST_PATTERN, METHOD_PATTERN, RULE_NAME_PATTERN, pathPatternProblem } from '../policy/patterns.js';
 import { peerRequirementSchema, peerSourceSchema, tlsListenerSchema } from './schema-mtls.js';
@@ -226,9 +227,9 @@ const graphCredentialSchema = z.discriminatedUnion('kind', [
 const graphSchema = z.strictObject({
   endpoint: z
     .url({ protocol: /^https?$/ })
-    .default('https://graph.microsoft.com')
     .transform((u) => u.replace(/\/+$/, ''))
-    .describe('Microsoft Graph host of the cloud: https://graph.microsoft.com, https://graph.microsoft.us, https://dod-graph.microsoft.us, https://microsoftgraph.chinacloudapi.cn.'),
+    .optional()
+    .describe('Microsoft Graph host; default: the one of `entra.cloud` (e.g. https://graph.microsoft.us for usGovernment).'),
   credential: graphCredentialSchema.describe('The server\'s own app credentials; the app needs the GroupMember.Read.All application permission.'),
   timeoutMs: z.number().int().min(100).max(30_000).default(400).describe('Timeout of one Graph call; keep it under Envoy\'s ext_authz timeout.'),
   cache: z
@@ -274,11 +275,13 @@ export const configSchema = z.strictObject({
   telemetry: telemetrySectionSchema,
 
   entra: z.strictObject({
-    /** Authority host; change it for sovereign clouds or the local emulator. */
+    /** The Entra cloud: sets the default authority and Microsoft Graph host together. */
+    cloud: z.enum(CLOUD_NAMES).default('public'),
+    /** Authority host; default: the cloud's. Set it for External ID (`ciamlogin.com`) or the local emulator. */
     authority: z
       .url({ protocol: /^https?$/ })
-      .default('https://login.microsoftonline.com')
-      .transform((u) => u.replace(/\/+$/, '')),
+      .transform((u) => u.replace(/\/+$/, ''))
+      .optional(),
     /** Tenant allow-list: tokens from any other tenant are refused. Keys are loaded for each. */
     tenants: z.array(z.string().regex(GUID, 'expected a tenant GUID').transform((t) => t.toLowerCase())).min(1),
     /** Accepted `aud` values, exact match (client-id GUID and/or App ID URI). */
@@ -330,7 +333,13 @@ export const configSchema = z.strictObject({
         maxJwksFetchesPerMinute: z.number().int().min(1).max(600).default(30),
       })
       .default({ ttlSeconds: 86_400, refreshIntervalSeconds: 3600, unknownKidCooldownSeconds: 300, fetchTimeoutMs: 2000, maxJwksFetchesPerMinute: 30 }),
-  }),
+  })
+    // The cloud fills in what is not given: the authority and the Graph host always name one cloud.
+    .transform(({ graph, ...entra }) => ({
+      ...entra,
+      authority: entra.authority ?? CLOUDS[entra.cloud].authority,
+      ...(graph !== undefined ? { graph: { ...graph, endpoint: graph.endpoint ?? CLOUDS[entra.cloud].graph } } : {}),
+    })),
 
   /** Evaluated in file order; the first rule whose match fits decides. No match → deny. */
   rules: z.array(ruleSchema).min(1).describe('Evaluated in file order; the first rule whose match fits decides. No match: deny (no_matching_rule).'),

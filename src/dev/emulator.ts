@@ -4,7 +4,7 @@ import { DEMO } from './demo.js';
 import { createGraphEmulator } from './graph.js';
 import { createKeyRing, type SigningKey } from './keys.js';
 import { createEmulatorRoutes, type EmulatorState } from './routes.js';
-import { createTokenMinter } from './tokens.js';
+import { createTokenMinter, emulatedIssuer } from './tokens.js';
 import type { EmulatorApi, EmulatorClient, EmulatorOptions, EntraEmulator, IssueTokenOptions } from './types.js';
 
 export { DEMO, type DemoValues } from './demo.js';
@@ -20,7 +20,8 @@ export type * from './types.js';
  * tokens directly for tests. What it mimics on purpose, because the server must cope with it:
  *
  * - v1 tokens are issued by `https://sts.windows.net/{tid}/` whatever the emulator's URL is (the
- *   v1 issuer never carries the authority host); v2 tokens by `{url}/{tid}/v2.0`.
+ *   v1 issuer never carries the authority host); v2 tokens by `{url}/{tid}/v2.0` (External ID
+ *   tenants: `https://{tid}.ciamlogin.com/{tid}/v2.0`).
  * - The token version follows the API's `accessTokenVersion`, not the endpoint the client used.
  * - JWKS keys carry no `alg`; v2 keys carry the `issuer` template `{url}/{tenantid}/v2.0` with the
  *   literal `{tenantid}` placeholder; v1 keys carry none.
@@ -87,7 +88,8 @@ export async function startEntraEmulator(opts: EmulatorOptions = {}): Promise<En
   let responseDelayMs = 0;
   const timers = new Set<NodeJS.Timeout>();
   let url = '';
-  const minter = createTokenMinter({ tenants, apis, clients, keys, now, url: () => url });
+  const tenantKind = opts.tenantKind ?? 'workforce';
+  const minter = createTokenMinter({ tenants, apis, clients, keys, now, url: () => url, issuer: (tenant, version) => emulatedIssuer(url, tenantKind, tenant, version) });
   const rotateKeys = async (retireOld: boolean): Promise<string> => (await keys.rotate(retireOld)).kid;
 
   const delay = (): Promise<void> =>

@@ -1,6 +1,6 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import { entraIssuer, entraUrl, matchEntraPath, tenantAuthority, TENANT_ID_TEMPLATE, type EntraEndpoint, type TokenVersion } from '../authn/entra/urls.js';
+import { entraUrl, matchEntraPath, tenantAuthority, TENANT_ID_TEMPLATE, type EntraEndpoint, type TokenVersion } from '../authn/entra/urls.js';
 import type { GraphEmulator } from './graph.js';
 import type { KeyRing, SigningKey } from './keys.js';
 import { TOKEN_LIFETIME_SECONDS, type TokenMinter } from './tokens.js';
@@ -136,7 +136,7 @@ export function createEmulatorRoutes(deps: EmulatorRoutesDeps): RequestListener 
       id_token_signing_alg_values_supported: ['RS256'],
       response_types_supported: ['code', 'id_token', 'code id_token', 'id_token token'],
       scopes_supported: ['openid', 'profile', 'email', 'offline_access'],
-      issuer: entraIssuer(url(), t.issuerTid, '2.0'),
+      issuer: minter.issuer(t.issuerTid, '2.0'),
       request_uri_parameter_supported: false,
       userinfo_endpoint: 'https://graph.microsoft.com/oidc/userinfo',
       authorization_endpoint: entraUrl(url(), t.path, 'authorize', '2.0'),
@@ -162,7 +162,7 @@ export function createEmulatorRoutes(deps: EmulatorRoutesDeps): RequestListener 
       response_types_supported: ['code', 'id_token', 'code id_token', 'token id_token', 'token'],
       scopes_supported: ['openid'],
       // The v1 issuer never names the authority host: real Entra and the emulator alike.
-      issuer: entraIssuer(url(), t.issuerTid, '1.0'),
+      issuer: minter.issuer(t.issuerTid, '1.0'),
       microsoft_multi_refresh_token: true,
       authorization_endpoint: entraUrl(url(), t.path, 'authorize', '1.0'),
       device_authorization_endpoint: `${base}/oauth2/devicecode`,
@@ -437,7 +437,7 @@ export function createEmulatorRoutes(deps: EmulatorRoutesDeps): RequestListener 
         resolveTenant(r.tenant, true);
         const appId = query.get('appid')?.toLowerCase();
         const appKey = appId !== undefined && deps.appsWithOwnKeys.has(appId) ? await keys.appKey(appId) : undefined;
-        return [200, keys.jwks(r.version, entraIssuer(url(), TENANT_ID_TEMPLATE, '2.0'), appKey), metaHeaders];
+        return [200, keys.jwks(r.version, minter.issuer(TENANT_ID_TEMPLATE, '2.0'), appKey), metaHeaders];
       }
       case 'token':
         return tokenEndpoint(req, r.tenant, r.version);

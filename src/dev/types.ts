@@ -72,6 +72,11 @@ export interface EmulatorOptions {
    * than its listen address (e.g. `http://entra:9400` inside a compose network).
    */
   publicUrl?: string;
+  /**
+   * `externalId`: a Microsoft Entra External ID (CIAM) tenant, whose v2 issuer is
+   * `https://{tid}.ciamlogin.com/{tid}/v2.0` whatever host serves the metadata. Default `workforce`.
+   */
+  tenantKind?: 'workforce' | 'externalId';
   /** Called after every response. */
   onRequest?: (info: EmulatorRequestInfo) => void;
 }

@@ -34,6 +34,7 @@ type EntraOverrides = Partial<Omit<EntraConfig, 'keys'>> & { keys?: Partial<Entr
 export function entraConfig(overrides: EntraOverrides = {}): EntraConfig {
   const { keys, ...rest } = overrides;
   return {
+    cloud: 'public',
     authority: AUTHORITY,
     tenants: [TENANT_A, TENANT_B],
     audiences: [API_CLIENT_ID, API_APP_ID_URI],
