@@ -86,6 +86,14 @@ export interface ExplainToken {
   readonly issuer: string;
   readonly roles: readonly string[];
   readonly scopes: readonly string[];
+  readonly groups: readonly string[];
+  readonly groupsOverage: boolean;
+  readonly directoryRoles: readonly string[];
+  /** `appidacr`/`azpacr`. */
+  readonly clientAuthentication: string | undefined;
+  readonly authMethods: readonly string[];
+  readonly authContexts: readonly string[];
+  readonly claimsChallengeCapable: boolean;
   readonly expiresAt: string;
   readonly uti: string | undefined;
   readonly certificateBound: boolean;
@@ -111,6 +119,13 @@ function tokenOf(id: TokenIdentity): ExplainToken {
     issuer: id.issuer,
     roles: id.roles,
     scopes: id.scopes,
+    groups: id.groups,
+    groupsOverage: id.groupsOverage,
+    directoryRoles: id.directoryRoles,
+    clientAuthentication: id.appAuth,
+    authMethods: id.authMethods,
+    authContexts: id.authContexts,
+    claimsChallengeCapable: id.claimsChallengeCapable,
     expiresAt: new Date(id.expiresAt * 1000).toISOString(),
     uti: id.uti,
     certificateBound: id.boundCertificateThumbprint !== undefined,
@@ -118,6 +133,9 @@ function tokenOf(id: TokenIdentity): ExplainToken {
 }
 
 const PEEK_CLAIMS = ['iss', 'aud', 'tid', 'ver', 'appid', 'azp', 'idtyp', 'oid', 'roles', 'scp', 'iat', 'nbf', 'exp', 'uti'];
+
+/** `appidacr`/`azpacr` values as explain names them. */
+const CLIENT_AUTH: Readonly<Record<string, string>> = { '0': 'public client (0)', '1': 'client secret (1)', '2': 'certificate or assertion (2)' };
 
 /** Selected claims and header fields of a token, decoded without any verification. */
 export function peekToken(token: string): Record<string, unknown> | undefined {
@@ -266,6 +284,13 @@ export function formatExplain(r: ExplainReport): string {
     lines.push(`  audience ${t.audience}`);
     lines.push(`  roles    ${listOr(t.roles)}`);
     lines.push(`  scopes   ${listOr(t.scopes)}`);
+    lines.push(`  groups   ${t.groupsOverage ? 'not in the token (group overage)' : listOr(t.groups)}`);
+    if (t.directoryRoles.length > 0) lines.push(`  wids     ${listOr(t.directoryRoles)}`);
+    if (t.clientAuthentication !== undefined) lines.push(`  client authentication ${CLIENT_AUTH[t.clientAuthentication] ?? t.clientAuthentication}`);
+    if (t.type === 'user') {
+      lines.push(`  amr      ${listOr(t.authMethods)}`);
+      lines.push(`  acrs     ${listOr(t.authContexts)}${t.claimsChallengeCapable ? ' (client handles claims challenges: cp1)' : ''}`);
+    }
     lines.push(`  expires  ${t.expiresAt}${t.certificateBound ? ', certificate-bound' : ''}`);
   } else if (r.unverifiedToken) {
     lines.push('', 'Token (NOT verified — claims shown only to diagnose the failure)');

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CLOUD_NAMES, CLOUDS } from '../authn/entra/clouds.js';
 import { listenSchema } from './listen.js';
 import { GRPC_PATTERN, HOST_PATTERN, METHOD_PATTERN, RULE_NAME_PATTERN, pathPatternProblem } from '../policy/patterns.js';
 import { peerRequirementSchema, peerSourceSchema, tlsListenerSchema } from './schema-mtls.js';
@@ -41,8 +42,40 @@ const scopeList = z
   })
   .refine((v) => v.anyOf !== undefined || v.allOf !== undefined, 'give anyOf, allOf or both');
 
+/**
+ * A directory object id (group, role template) as a bare GUID or with a display label. Names are
+ * not in tokens: the label only makes `explain`, audit details and docs readable.
+ */
+const directoryObject = z
+  .union([guid, z.strictObject({ id: guid, label: z.string().min(1).max(128).describe('Display name, for explain and audit details only.') })])
+  .transform((v) => (typeof v === 'string' ? { id: v, label: undefined } : v));
+
+const directoryObjects = z
+  .strictObject({
+    anyOf: z.array(directoryObject).min(1).optional().describe('At least one of these object ids.'),
+    allOf: z.array(directoryObject).min(1).optional().describe('Every one of these object ids.'),
+  })
+  .refine((v) => v.anyOf !== undefined || v.allOf !== undefined, 'give anyOf, allOf or both');
+
+/** Client authentication strength, weakest first, as `appidacr`/`azpacr` number it (0, 1, 2). */
+export const CLIENT_AUTHENTICATION = ['public', 'secret', 'certificate'] as const;
+
 /** Requirements that read the verified token; not allowed beside `peer.peerOnly`. */
-const TOKEN_REQUIREMENTS = ['roles', 'scopes', 'appIds', 'tenants', 'tokenType'] as const;
+const TOKEN_REQUIREMENTS = [
+  'roles',
+  'scopes',
+  'appIds',
+  'tenants',
+  'tokenType',
+  'groups',
+  'directoryRoles',
+  'clientAuthentication',
+  'mfa',
+  'authenticationContext',
+] as const;
+
+/** Requirements only user (delegated) tokens can meet. */
+const USER_ONLY_REQUIREMENTS = ['scopes', 'mfa', 'authenticationContext'] as const;
 
 const requirementFields = {
   roles: anyAllOf.optional().describe('App roles (`roles` claim).'),
@@ -50,14 +83,29 @@ const requirementFields = {
   appIds: z.array(guid).min(1).optional().describe('Client id of the calling application (`appid` in v1, `azp` in v2): any of these.'),
   tenants: z.array(guid).min(1).optional().describe('Tenant of the token (`tid`): any of these; each must also be in `entra.tenants`.'),
   tokenType: z.enum(['app', 'user']).optional().describe('`app`: app-only tokens (client credentials, managed identities); `user`: delegated tokens.'),
+  groups: directoryObjects.optional().describe('Security groups by object id (`groups` claim; see docs/entra.md for group overage).'),
+  directoryRoles: directoryObjects.optional().describe('Directory roles by role template id (`wids` claim).'),
+  clientAuthentication: z
+    .enum(CLIENT_AUTHENTICATION)
+    .optional()
+    .describe('Weakest accepted client authentication (`appidacr`/`azpacr`): `public` (none), `secret`, `certificate` (certificate, client assertion, managed identity).'),
+  mfa: z.literal(true).optional().describe('The user signed in with multi-factor authentication (`amr` contains `mfa`).'),
+  authenticationContext: z
+    .string()
+    .regex(/^c([1-9]|[1-9][0-9])$/, 'expected an authentication context id c1 … c99')
+    .optional()
+    .describe('A Conditional Access authentication context the token must satisfy (`acrs` claim), e.g. `c1`.'),
   peer: peerRequirementSchema.optional().describe('The mTLS peer (client certificate): SPIFFE ids/patterns, DNS SANs, bound tokens, peerOnly — see docs/mtls.md.'),
 };
 
 type RequirementFields = { [K in keyof typeof requirementFields]?: z.output<(typeof requirementFields)[K]> };
 
 function checkRequirementSet(set: RequirementFields, ctx: z.RefinementCtx, path: PropertyKey[]): void {
-  if (set.tokenType === 'app' && set.scopes !== undefined) {
-    ctx.addIssue({ code: 'custom', path: [...path, 'scopes'], message: 'app-only tokens never carry scopes: tokenType "app" with scopes can never be met' });
+  if (set.tokenType !== 'app') return;
+  for (const key of USER_ONLY_REQUIREMENTS) {
+    if (set[key] !== undefined) {
+      ctx.addIssue({ code: 'custom', path: [...path, key], message: `app-only tokens never carry ${key}: tokenType "app" with ${key} can never be met` });
+    }
   }
 }
 
@@ -80,7 +128,11 @@ export const requirementSchema = z
     const readsToken = (set: RequirementFields): boolean => TOKEN_REQUIREMENTS.some((k) => set[k] !== undefined);
     const peerOnlyAlternative = req.anyOf?.some((a) => a.peer?.peerOnly === true) ?? false;
     req.anyOf?.forEach((alt, i) => {
-      checkRequirementSet({ ...req, ...alt, tokenType: alt.tokenType ?? req.tokenType, scopes: alt.scopes ?? req.scopes }, ctx, ['anyOf', i]);
+      checkRequirementSet(
+        { tokenType: alt.tokenType ?? req.tokenType, scopes: alt.scopes ?? req.scopes, mfa: alt.mfa ?? req.mfa, authenticationContext: alt.authenticationContext ?? req.authenticationContext },
+        ctx,
+        ['anyOf', i],
+      );
       if (req.tokenType !== undefined && alt.tokenType !== undefined && alt.tokenType !== req.tokenType) {
         ctx.addIssue({ code: 'custom', path: ['anyOf', i, 'tokenType'], message: `conflicts with tokenType "${req.tokenType}" beside anyOf` });
       }
@@ -156,6 +208,39 @@ export const stripHeadersSchema = z.strictObject({
   prefixes: z.array(headerName).default([]).describe('Further request headers, by name prefix, removed on every allow (those present in the request).'),
 });
 
+/** How entra-authz signs in to Microsoft Graph as itself (through @azure/identity). */
+const graphCredentialSchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('clientSecret'),
+    clientId: guid,
+    clientSecret: z.string().min(1).describe('Use ${ENV} substitution; never logged.'),
+  }),
+  z.strictObject({
+    kind: z.literal('certificate'),
+    clientId: guid,
+    certificatePath: z.string().min(1).describe('PEM file holding the private key and certificate.'),
+  }),
+  z.strictObject({ kind: z.literal('workloadIdentity'), clientId: guid.optional() }),
+  z.strictObject({ kind: z.literal('managedIdentity'), clientId: guid.optional().describe('A user-assigned identity; omitted: the system-assigned one.') }),
+]);
+
+const graphSchema = z.strictObject({
+  endpoint: z
+    .url({ protocol: /^https?$/ })
+    .transform((u) => u.replace(/\/+$/, ''))
+    .optional()
+    .describe('Microsoft Graph host; default: the one of `entra.cloud` (e.g. https://graph.microsoft.us for usGovernment).'),
+  credential: graphCredentialSchema.describe('The server\'s own app credentials; the app needs the GroupMember.Read.All application permission.'),
+  timeoutMs: z.number().int().min(100).max(30_000).default(400).describe('Timeout of one Graph call; keep it under Envoy\'s ext_authz timeout.'),
+  cache: z
+    .strictObject({
+      maxEntries: z.number().int().min(1).max(1_000_000).default(10_000),
+      ttlSeconds: z.number().int().min(1).max(3600).default(300),
+    })
+    .default({ maxEntries: 10_000, ttlSeconds: 300 })
+    .describe('Membership answers kept per (tenant, object id).'),
+});
+
 export const configSchema = z.strictObject({
   server: z
     .strictObject({
@@ -190,11 +275,13 @@ export const configSchema = z.strictObject({
   telemetry: telemetrySectionSchema,
 
   entra: z.strictObject({
-    /** Authority host; change it for sovereign clouds or the local emulator. */
+    /** The Entra cloud: sets the default authority and Microsoft Graph host together. */
+    cloud: z.enum(CLOUD_NAMES).default('public'),
+    /** Authority host; default: the cloud's. Set it for External ID (`ciamlogin.com`) or the local emulator. */
     authority: z
       .url({ protocol: /^https?$/ })
-      .default('https://login.microsoftonline.com')
-      .transform((u) => u.replace(/\/+$/, '')),
+      .transform((u) => u.replace(/\/+$/, ''))
+      .optional(),
     /** Tenant allow-list: tokens from any other tenant are refused. Keys are loaded for each. */
     tenants: z.array(z.string().regex(GUID, 'expected a tenant GUID').transform((t) => t.toLowerCase())).min(1),
     /** Accepted `aud` values, exact match (client-id GUID and/or App ID URI). */
@@ -209,6 +296,18 @@ export const configSchema = z.strictObject({
     tokenHeader: headerName.default('authorization'),
     /** Tokens longer than this are refused before any parsing. */
     maxTokenBytes: z.number().int().min(512).max(256 * 1024).default(64 * 1024),
+    /**
+     * Client id of this API when its app registration uses claims mapping: Entra then signs its
+     * tokens with app-specific keys, fetched with `?appid=` on the metadata URL.
+     */
+    signingKeysAppId: z.string().regex(GUID, 'expected the API app registration\'s client id (a GUID)').transform((t) => t.toLowerCase()).optional(),
+    /** Group membership from Microsoft Graph for tokens with group overage (see docs/entra.md). */
+    graph: graphSchema.optional(),
+    /**
+     * Continuous access evaluation: accept the long-lived tokens (up to 28 h) Entra issues to
+     * clients that handle claims challenges (`xms_cc` has `cp1`). Off: no token may live over 24 h.
+     */
+    cae: z.boolean().default(false),
     /** Accept tokens with neither `roles` nor `scp` (Microsoft.Identity.Web refuses them by default). */
     allowTokensWithoutPermissions: z.boolean().default(false),
     /** Reuse of successful verifications of the same token (keyed by its SHA-256, never past `exp`). */
@@ -234,7 +333,13 @@ export const configSchema = z.strictObject({
         maxJwksFetchesPerMinute: z.number().int().min(1).max(600).default(30),
       })
       .default({ ttlSeconds: 86_400, refreshIntervalSeconds: 3600, unknownKidCooldownSeconds: 300, fetchTimeoutMs: 2000, maxJwksFetchesPerMinute: 30 }),
-  }),
+  })
+    // The cloud fills in what is not given: the authority and the Graph host always name one cloud.
+    .transform(({ graph, ...entra }) => ({
+      ...entra,
+      authority: entra.authority ?? CLOUDS[entra.cloud].authority,
+      ...(graph !== undefined ? { graph: { ...graph, endpoint: graph.endpoint ?? CLOUDS[entra.cloud].graph } } : {}),
+    })),
 
   /** Evaluated in file order; the first rule whose match fits decides. No match → deny. */
   rules: z.array(ruleSchema).min(1).describe('Evaluated in file order; the first rule whose match fits decides. No match: deny (no_matching_rule).'),
@@ -272,3 +377,4 @@ export type RequirementAlternative = z.output<typeof alternativeSchema>;
 export type Match = z.output<typeof matchSchema>;
 export type PathMatch = z.output<typeof pathMatchSchema>;
 export type EntraConfig = Config['entra'];
+export type GraphConfig = NonNullable<EntraConfig['graph']>;

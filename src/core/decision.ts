@@ -35,6 +35,11 @@ export interface AllowDecision extends DecisionBase {
 
 export interface DenyDecision extends DecisionBase {
   readonly kind: 'deny';
+  /**
+   * For `step_up_required`: the OpenID Connect claims request (JSON) a new token must satisfy,
+   * sent base64-encoded in the `claims` parameter of the challenge.
+   */
+  readonly claimsChallenge?: string;
 }
 
 /**

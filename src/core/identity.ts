@@ -22,6 +22,21 @@ export interface TokenIdentity {
   readonly audience: string;
   readonly roles: readonly string[];
   readonly scopes: readonly string[];
+  /** Security group object ids (`groups`), lower-case; empty when the token carries none. */
+  readonly groups: readonly string[];
+  /**
+   * The caller has more groups than a token carries (`_claim_names.groups` or `hasgroups`), so
+   * `groups` is empty and says nothing about membership.
+   */
+  readonly groupsOverage: boolean;
+  /** Directory role template ids (`wids`), lower-case. */
+  readonly directoryRoles: readonly string[];
+  /** How the user signed in (`amr`, e.g. `pwd`, `mfa`); Entra puts it in v1.0 access tokens. */
+  readonly authMethods: readonly string[];
+  /** Conditional Access authentication contexts the token satisfies (`acrs`, e.g. `c1`). */
+  readonly authContexts: readonly string[];
+  /** The client declared it can handle claims challenges (`xms_cc` contains `cp1`). */
+  readonly claimsChallengeCapable: boolean;
   /** Entra's unique token id; used in audit records instead of the token itself. */
   readonly uti: string | undefined;
   /** SHA-256 of the raw token, base64url: lets an auditor match a token without storing it. */

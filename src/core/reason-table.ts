@@ -1,4 +1,4 @@
-import { GrpcCode, REASONS, type ReasonCode } from './reasons.js';
+import { GrpcCode, REASONS, RPC_FAILURE_REASONS, type ReasonCode } from './reasons.js';
 
 const GRPC_NAMES: Readonly<Record<number, string>> = Object.fromEntries(Object.entries(GrpcCode).map(([name, code]) => [code, name]));
 
@@ -12,7 +12,7 @@ export function reasonTableMarkdown(): string {
   const rows = (Object.keys(REASONS) as ReasonCode[]).map((code) => {
     const r = REASONS[code];
     const challenge = r.challenge ? (r.bearerError ? `\`Bearer …, error="${r.bearerError}"\`` : '`Bearer realm=…, authorization_uri=…`') : '—';
-    const status = r.grpcCode === GrpcCode.UNAVAILABLE ? 'RPC fails: UNAVAILABLE (14)' : `${r.httpStatus}`;
+    const status = RPC_FAILURE_REASONS.has(code) ? 'RPC fails: UNAVAILABLE (14)' : `${r.httpStatus}`;
     return `| \`${code}\` | ${status} | ${grpcCodeName(r.grpcCode)} (${r.grpcCode}) | ${challenge} | ${r.message} |`;
   });
   return ['| Code | HTTP status | CheckResponse gRPC status | WWW-Authenticate | Message in the body |', '| --- | --- | --- | --- | --- |', ...rows].join('\n');

@@ -18,7 +18,7 @@ export const GrpcCode = {
 export type GrpcCode = (typeof GrpcCode)[keyof typeof GrpcCode];
 
 /** The RFC 6750 `error` attribute put in WWW-Authenticate, or none. */
-export type BearerError = 'invalid_request' | 'invalid_token' | 'insufficient_scope' | null;
+export type BearerError = 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'insufficient_claims' | null;
 
 export interface ReasonInfo {
   /** HTTP status Envoy answers the caller with (denied_response.status). */
@@ -104,6 +104,8 @@ export const REASONS = {
   token_signature_invalid: deny401('invalid_token', 'the token signature is invalid'),
   token_expired: deny401('invalid_token', 'the token has expired'),
   token_not_yet_valid: deny401('invalid_token', 'the token is not yet valid'),
+  // Longer than Entra issues (24 h, or 28 h for CAE when `entra.cae` is on): not an Entra token as configured.
+  token_lifetime_too_long: deny401('invalid_token', 'the token lifetime is longer than accepted'),
   token_issuer_invalid: deny401('invalid_token', 'the token issuer is not accepted'),
   token_tenant_not_allowed: deny401('invalid_token', 'the token tenant is not allowed'),
   token_version_not_accepted: deny401('invalid_token', 'the token version is not accepted'),
@@ -129,6 +131,24 @@ export const REASONS = {
   app_not_allowed: deny403('the calling application is not allowed on this route'),
   tenant_denied_by_rule: deny403('the token tenant is not allowed on this route'),
   token_type_not_allowed: deny403('this kind of token is not allowed on this route'),
+  missing_group: deny403('the caller is not a member of a required group'),
+  // Too many groups for the token to carry, and membership was not looked up elsewhere.
+  group_overage_unresolved: deny403('group membership could not be determined from the token'),
+  // Microsoft Graph could not say (down, throttled, timed out): never read as "not a member".
+  group_lookup_failed: {
+    httpStatus: 503,
+    grpcCode: GrpcCode.UNAVAILABLE,
+    bearerError: null,
+    challenge: false,
+    message: 'group membership could not be looked up',
+  },
+  missing_directory_role: deny403('the caller lacks a required directory role'),
+  client_authentication_too_weak: deny403('the calling application did not authenticate strongly enough'),
+  mfa_required: deny403('multi-factor authentication is required'),
+  authentication_context_required: deny403('a conditional access authentication context is required'),
+  // Microsoft's claims challenge, only to clients that declared they handle one (`xms_cc` has `cp1`):
+  // the challenge carries the claims to request in a new token (see docs/entra.md).
+  step_up_required: deny401('insufficient_claims', 'a token with further claims is required'),
   // Peer requirements of rules use the mTLS codes below (peer_missing, peer_not_allowed, token_*bound*).
 
   // Peer identity (mTLS). A 401 always carries a challenge (RFC 7235); certificate problems have no
@@ -149,6 +169,12 @@ export const REASONS = {
 } as const satisfies Record<string, ReasonInfo>;
 
 export type ReasonCode = keyof typeof REASONS;
+
+/**
+ * Codes on which the RPC itself fails with UNAVAILABLE (Envoy's failure_mode_allow then decides);
+ * every other code is a CheckResponse.
+ */
+export const RPC_FAILURE_REASONS: ReadonlySet<ReasonCode> = new Set<ReasonCode>(['keys_unavailable']);
 
 /** Codes that stand for an allow; all others deny. */
 export const ALLOW_REASONS: ReadonlySet<ReasonCode> = new Set<ReasonCode>(['allowed', 'allowed_anonymous']);

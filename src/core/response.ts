@@ -127,10 +127,15 @@ function metadataOf(decision: Decision, peer: PeerFacts | undefined): Record<str
   return m;
 }
 
-/** Builds a WWW-Authenticate value; every parameter is a fixed string, so no quoting issues. */
-function challenge(settings: ResponseSettings, error: string | null, description: string): string {
+/**
+ * Builds a WWW-Authenticate value; every parameter is a fixed string or base64, so no quoting
+ * issues. A claims challenge takes Microsoft's documented form: realm, authorization_uri,
+ * error="insufficient_claims" and the base64 claims request, nothing else.
+ */
+function challenge(settings: ResponseSettings, error: string | null, description: string, claims: string | undefined): string {
   const params = [`realm="${settings.realm}"`, `authorization_uri="${settings.authorizationUri}"`];
-  if (error !== null) params.push(`error="${error}"`, `error_description="${description}"`);
+  if (error === 'insufficient_claims' && claims !== undefined) params.push(`error="${error}"`, `claims="${Buffer.from(claims, 'utf8').toString('base64')}"`);
+  else if (error !== null) params.push(`error="${error}"`, `error_description="${description}"`);
   return `Bearer ${params.join(', ')}`;
 }
 
@@ -185,7 +190,8 @@ export function planResponse(decision: Decision, settings: ResponseSettings, pee
     ['content-type', 'application/json'],
     [h.decisionId, decision.id],
   ];
-  if (info.challenge) headers.push(['www-authenticate', challenge(settings, info.bearerError, info.message)]);
+  const claims = decision.kind === 'deny' ? decision.claimsChallenge : undefined;
+  if (info.challenge) headers.push(['www-authenticate', challenge(settings, info.bearerError, info.message, claims)]);
   const body = JSON.stringify({ error: decision.reason, message: info.message, decision_id: decision.id });
   return { kind: 'deny', grpcCode: info.grpcCode, httpStatus: info.httpStatus, headers, body, metadata: metadataOf(decision, peer) };
 }

@@ -1,13 +1,15 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DEMO } from './demo.js';
-import { createKeyRing } from './keys.js';
+import { createGraphEmulator } from './graph.js';
+import { createKeyRing, type SigningKey } from './keys.js';
 import { createEmulatorRoutes, type EmulatorState } from './routes.js';
-import { createTokenMinter } from './tokens.js';
+import { createTokenMinter, emulatedIssuer } from './tokens.js';
 import type { EmulatorApi, EmulatorClient, EmulatorOptions, EntraEmulator, IssueTokenOptions } from './types.js';
 
 export { DEMO, type DemoValues } from './demo.js';
 export { generateEmulatorKeyPair } from './keys.js';
+export { groupOverageClaims, type GraphEmulator } from './graph.js';
 export type * from './types.js';
 
 /**
@@ -18,7 +20,8 @@ export type * from './types.js';
  * tokens directly for tests. What it mimics on purpose, because the server must cope with it:
  *
  * - v1 tokens are issued by `https://sts.windows.net/{tid}/` whatever the emulator's URL is (the
- *   v1 issuer never carries the authority host); v2 tokens by `{url}/{tid}/v2.0`.
+ *   v1 issuer never carries the authority host); v2 tokens by `{url}/{tid}/v2.0` (External ID
+ *   tenants: `https://{tid}.ciamlogin.com/{tid}/v2.0`).
  * - The token version follows the API's `accessTokenVersion`, not the endpoint the client used.
  * - JWKS keys carry no `alg`; v2 keys carry the `issuer` template `{url}/{tenantid}/v2.0` with the
  *   literal `{tenantid}` placeholder; v1 keys carry none.
@@ -85,7 +88,8 @@ export async function startEntraEmulator(opts: EmulatorOptions = {}): Promise<En
   let responseDelayMs = 0;
   const timers = new Set<NodeJS.Timeout>();
   let url = '';
-  const minter = createTokenMinter({ tenants, apis, clients, keys, now, url: () => url });
+  const tenantKind = opts.tenantKind ?? 'workforce';
+  const minter = createTokenMinter({ tenants, apis, clients, keys, now, url: () => url, issuer: (tenant, version) => emulatedIssuer(url, tenantKind, tenant, version) });
   const rotateKeys = async (retireOld: boolean): Promise<string> => (await keys.rotate(retireOld)).kid;
 
   const delay = (): Promise<void> =>
@@ -99,8 +103,13 @@ export async function startEntraEmulator(opts: EmulatorOptions = {}): Promise<En
           timers.add(t);
         });
 
+  const graph = createGraphEmulator();
+  const appsWithOwnKeys = new Set(apis.filter((a) => a.claimsMapping === true).map((a) => a.appId));
+  const signerFor = async (api: EmulatorApi | undefined): Promise<SigningKey> =>
+    api !== undefined && appsWithOwnKeys.has(api.appId) ? keys.appKey(api.appId) : keys.current();
+
   const server = createServer(
-    createEmulatorRoutes({ tenants, clients, keys, minter, now, url: () => url, state, delay, rotateKeys, onRequest: opts.onRequest }),
+    createEmulatorRoutes({ tenants, clients, keys, minter, now, url: () => url, state, delay, rotateKeys, signerFor, appsWithOwnKeys, graph, onRequest: opts.onRequest }),
   );
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
@@ -128,8 +137,8 @@ export async function startEntraEmulator(opts: EmulatorOptions = {}): Promise<En
     async issueToken(o: IssueTokenOptions = {}) {
       const known = o.kid !== undefined ? keys.get(o.kid) : undefined;
       if (known) return minter.mint(o, known, known.kid);
-      const current = keys.current();
-      return minter.mint(o, current, o.kid ?? current.kid);
+      const signer = await signerFor(o.audience !== undefined ? minter.findApi(o.audience) : apis[0]);
+      return minter.mint(o, signer, o.kid ?? signer.kid);
     },
     async signWithUnpublishedKey(o: IssueTokenOptions = {}) {
       const k = await keys.unpublished(); // known (so `kid:` and publicKeyPem work) but never published
@@ -159,6 +168,7 @@ export async function startEntraEmulator(opts: EmulatorOptions = {}): Promise<En
     resetCounts() {
       state.counts.discovery = state.counts.jwks = state.counts.token = 0;
     },
+    graph,
     oidFor: minter.oidFor,
     close() {
       closing ??= new Promise<void>((resolve) => {

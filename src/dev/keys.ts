@@ -54,8 +54,10 @@ export interface KeyRing {
   rotate(retireOld: boolean): Promise<SigningKey>;
   /** The one key that is never published (made on first use). */
   unpublished(): Promise<SigningKey>;
-  /** The JWKS document of one token version; v2 keys carry the `issuer` template. */
-  jwks(version: TokenVersion, v2IssuerTemplate: string): { keys: Record<string, unknown>[] };
+  /** The key of an app with claims mapping (made on first use), published only at `?appid=`. */
+  appKey(appId: string): Promise<SigningKey>;
+  /** The JWKS document of one token version (default: the published keys); v2 keys carry the `issuer` template. */
+  jwks(version: TokenVersion, v2IssuerTemplate: string, only?: SigningKey): { keys: Record<string, unknown>[] };
 }
 
 export async function createKeyRing(opts: { initialKeys: number; keyPairs: readonly EmulatorKeyPair[]; now: () => number }): Promise<KeyRing> {
@@ -63,6 +65,7 @@ export async function createKeyRing(opts: { initialKeys: number; keyPairs: reado
   let published: string[] = [];
   let currentKid = '';
   let unpublished: Promise<SigningKey> | undefined;
+  const appKeys = new Map<string, Promise<SigningKey>>();
   let nextPair = 0;
 
   const make = async (): Promise<SigningKey> => {
@@ -93,9 +96,17 @@ export async function createKeyRing(opts: { initialKeys: number; keyPairs: reado
       unpublished ??= make();
       return unpublished;
     },
-    jwks(version, v2IssuerTemplate) {
+    appKey(appId) {
+      let key = appKeys.get(appId);
+      if (key === undefined) {
+        key = make();
+        appKeys.set(appId, key);
+      }
+      return key;
+    },
+    jwks(version, v2IssuerTemplate, only) {
       return {
-        keys: published.map((kid) => {
+        keys: (only ? [only.kid] : published).map((kid) => {
           const k = keys.get(kid);
           if (!k) throw new Error(`published kid ${kid} has no key`);
           // No `alg`: Entra omits it, so verifiers must pin RS256 themselves.

@@ -1,9 +1,10 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import { entraIssuer, entraUrl, matchEntraPath, tenantAuthority, TENANT_ID_TEMPLATE, type EntraEndpoint, type TokenVersion } from '../authn/entra/urls.js';
-import type { KeyRing } from './keys.js';
+import { entraUrl, matchEntraPath, tenantAuthority, TENANT_ID_TEMPLATE, type EntraEndpoint, type TokenVersion } from '../authn/entra/urls.js';
+import type { GraphEmulator } from './graph.js';
+import type { KeyRing, SigningKey } from './keys.js';
 import { TOKEN_LIFETIME_SECONDS, type TokenMinter } from './tokens.js';
-import type { EmulatorClient, EmulatorFetchKind, EmulatorRequestInfo } from './types.js';
+import type { EmulatorApi, EmulatorClient, EmulatorFetchKind, EmulatorRequestInfo } from './types.js';
 
 /**
  * The emulator's HTTP side: Entra's OpenID metadata (v1, v2), JWKS and token endpoints with
@@ -35,6 +36,12 @@ export interface EmulatorRoutesDeps {
   /** Waits the configured response delay (fetch-timeout tests). */
   delay(): Promise<void>;
   rotateKeys(retireOld: boolean): Promise<string>;
+  /** The key that signs tokens for an API: its own under claims mapping, else the current one. */
+  signerFor(api: EmulatorApi | undefined): Promise<SigningKey>;
+  /** Apps with claims mapping, whose keys the JWKS serves for `?appid=`. */
+  readonly appsWithOwnKeys: ReadonlySet<string>;
+  /** The Microsoft Graph slice (`/v1.0/…`). */
+  readonly graph: GraphEmulator;
   readonly onRequest?: ((info: EmulatorRequestInfo) => void) | undefined;
 }
 
@@ -115,18 +122,21 @@ export function createEmulatorRoutes(deps: EmulatorRoutesDeps): RequestListener 
     rbac_url: 'https://pas.windows.net',
   });
 
-  function discoveryV2(t: { path: string; issuerTid: string }): Record<string, unknown> {
+  /** `?appid=…` as Entra carries it from the metadata URL into `jwks_uri`. */
+  const appIdQuery = (appId: string | null): string => (appId === null ? '' : `?appid=${encodeURIComponent(appId)}`);
+
+  function discoveryV2(t: { path: string; issuerTid: string }, appId: string | null): Record<string, unknown> {
     const base = tenantAuthority(url(), t.path);
     return {
       token_endpoint: entraUrl(url(), t.path, 'token', '2.0'),
       token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
-      jwks_uri: entraUrl(url(), t.path, 'jwks', '2.0'),
+      jwks_uri: entraUrl(url(), t.path, 'jwks', '2.0') + appIdQuery(appId),
       response_modes_supported: ['query', 'fragment', 'form_post'],
       subject_types_supported: ['pairwise'],
       id_token_signing_alg_values_supported: ['RS256'],
       response_types_supported: ['code', 'id_token', 'code id_token', 'id_token token'],
       scopes_supported: ['openid', 'profile', 'email', 'offline_access'],
-      issuer: entraIssuer(url(), t.issuerTid, '2.0'),
+      issuer: minter.issuer(t.issuerTid, '2.0'),
       request_uri_parameter_supported: false,
       userinfo_endpoint: 'https://graph.microsoft.com/oidc/userinfo',
       authorization_endpoint: entraUrl(url(), t.path, 'authorize', '2.0'),
@@ -140,19 +150,19 @@ export function createEmulatorRoutes(deps: EmulatorRoutesDeps): RequestListener 
     };
   }
 
-  function discoveryV1(t: { path: string; issuerTid: string }): Record<string, unknown> {
+  function discoveryV1(t: { path: string; issuerTid: string }, appId: string | null): Record<string, unknown> {
     const base = tenantAuthority(url(), t.path);
     return {
       token_endpoint: entraUrl(url(), t.path, 'token', '1.0'),
       token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
-      jwks_uri: entraUrl(url(), t.path, 'jwks', '1.0'),
+      jwks_uri: entraUrl(url(), t.path, 'jwks', '1.0') + appIdQuery(appId),
       response_modes_supported: ['query', 'fragment', 'form_post'],
       subject_types_supported: ['pairwise'],
       id_token_signing_alg_values_supported: ['RS256'],
       response_types_supported: ['code', 'id_token', 'code id_token', 'token id_token', 'token'],
       scopes_supported: ['openid'],
       // The v1 issuer never names the authority host: real Entra and the emulator alike.
-      issuer: entraIssuer(url(), t.issuerTid, '1.0'),
+      issuer: minter.issuer(t.issuerTid, '1.0'),
       microsoft_multi_refresh_token: true,
       authorization_endpoint: entraUrl(url(), t.path, 'authorize', '1.0'),
       device_authorization_endpoint: `${base}/oauth2/devicecode`,
@@ -337,7 +347,7 @@ export function createEmulatorRoutes(deps: EmulatorRoutesDeps): RequestListener 
     // v1 `aud` is what the client asked for (App ID URI or GUID); v2 `aud` is always the GUID.
     const audience = version === '1.0' ? (resource.toLowerCase() === api.appId ? api.appId : resource) : api.appId;
     const iat = Math.floor(now() / 1000);
-    const key = keys.current();
+    const key = await deps.signerFor(api);
     const accessToken = minter.mint(
       {
         tenant: tenantLower,
@@ -389,6 +399,8 @@ export function createEmulatorRoutes(deps: EmulatorRoutesDeps): RequestListener 
 
   async function handle(req: IncomingMessage): Promise<[number, unknown, Record<string, string>]> {
     const rawPath = (req.url ?? '/').split('?')[0] ?? '/';
+    const graphAnswer = await deps.graph.handle(req.method ?? '', rawPath, req.headers.authorization, () => readBody(req));
+    if (graphAnswer !== undefined) return [...graphAnswer];
     const query = new URLSearchParams((req.url ?? '').includes('?') ? (req.url ?? '').slice((req.url ?? '').indexOf('?') + 1) : '');
     const r = route(rawPath);
     if (!r) throw new HttpError(404, { error: 'not_found', error_description: 'No such endpoint on the Entra emulator.' });
@@ -418,11 +430,15 @@ export function createEmulatorRoutes(deps: EmulatorRoutesDeps): RequestListener 
     switch (r.kind) {
       case 'discovery': {
         const t = resolveTenant(r.tenant, true);
-        return [200, r.version === '2.0' ? discoveryV2(t) : discoveryV1(t), metaHeaders];
+        const appId = query.get('appid');
+        return [200, r.version === '2.0' ? discoveryV2(t, appId) : discoveryV1(t, appId), metaHeaders];
       }
-      case 'jwks':
+      case 'jwks': {
         resolveTenant(r.tenant, true);
-        return [200, keys.jwks(r.version, entraIssuer(url(), TENANT_ID_TEMPLATE, '2.0')), metaHeaders];
+        const appId = query.get('appid')?.toLowerCase();
+        const appKey = appId !== undefined && deps.appsWithOwnKeys.has(appId) ? await keys.appKey(appId) : undefined;
+        return [200, keys.jwks(r.version, minter.issuer(TENANT_ID_TEMPLATE, '2.0'), appKey), metaHeaders];
+      }
       case 'token':
         return tokenEndpoint(req, r.tenant, r.version);
     }

@@ -2,6 +2,7 @@ import { createHash, randomBytes, sign } from 'node:crypto';
 import { entraIssuer } from '../authn/entra/urls.js';
 import { DEMO } from './demo.js';
 import type { KeyRing, SigningKey } from './keys.js';
+import type { TokenVersion } from '../authn/entra/urls.js';
 import type { EmulatorApi, EmulatorClient, IssueTokenOptions } from './types.js';
 
 /**
@@ -47,12 +48,21 @@ export interface TokenMinterDeps {
   readonly now: () => number;
   /** The emulator's authority URL (known only once it listens). */
   readonly url: () => string;
+  /** The issuer of a tenant's tokens (or of the `{tenantid}` template) per version. */
+  readonly issuer: (tenant: string, version: TokenVersion) => string;
+}
+
+/** The issuer the emulator uses: Entra's, or for External ID tenants `https://{tid}.ciamlogin.com/{tid}/v2.0`. */
+export function emulatedIssuer(url: string, tenantKind: 'workforce' | 'externalId', tenant: string, version: TokenVersion): string {
+  return tenantKind === 'externalId' && version === '2.0' ? `https://${tenant}.ciamlogin.com/${tenant}/v2.0` : entraIssuer(url, tenant, version);
 }
 
 export interface TokenMinter {
   /** Signs a token with `signer`, naming `headerKid` in its header. */
   mint(o: IssueTokenOptions, signer: SigningKey, headerKid: string): string;
   findApi(audience: string): EmulatorApi | undefined;
+  /** The issuer of a tenant's tokens (or of the `{tenantid}` template) per version. */
+  issuer(tenant: string, version: TokenVersion): string;
   oidFor(clientId: string, tenant?: string): string;
 }
 
@@ -80,7 +90,7 @@ export function createTokenMinter(deps: TokenMinterDeps): TokenMinter {
 
     const claims: Record<string, unknown> = {
       aud: audience,
-      iss: entraIssuer(deps.url(), tenant, version),
+      iss: deps.issuer(tenant, version),
       iat,
       nbf: o.notBefore ?? iat,
       exp: iat + (o.expiresInSeconds ?? TOKEN_LIFETIME_SECONDS),
@@ -130,5 +140,5 @@ export function createTokenMinter(deps: TokenMinterDeps): TokenMinter {
     return signCompact(header, claims, signer);
   }
 
-  return { mint, findApi, oidFor };
+  return { mint, findApi, oidFor, issuer: deps.issuer };
 }

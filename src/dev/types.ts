@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import type { GraphEmulator } from './graph.js';
 
 /** Public shapes of the Entra emulator (`emulator.ts`), apart so that `demo.ts` can use them. */
 
@@ -18,6 +19,11 @@ export interface EmulatorApi {
   appRoles: string[];
   /** Delegated permissions (`scp` in user tokens). */
   scopes: string[];
+  /**
+   * The app uses claims mapping: Entra signs its tokens with a key of its own, published only in
+   * the metadata and JWKS fetched with `?appid={appId}`.
+   */
+  claimsMapping?: boolean;
 }
 
 export interface EmulatorClient {
@@ -66,6 +72,11 @@ export interface EmulatorOptions {
    * than its listen address (e.g. `http://entra:9400` inside a compose network).
    */
   publicUrl?: string;
+  /**
+   * `externalId`: a Microsoft Entra External ID (CIAM) tenant, whose v2 issuer is
+   * `https://{tid}.ciamlogin.com/{tid}/v2.0` whatever host serves the metadata. Default `workforce`.
+   */
+  tenantKind?: 'workforce' | 'externalId';
   /** Called after every response. */
   onRequest?: (info: EmulatorRequestInfo) => void;
 }
@@ -145,6 +156,8 @@ export interface EntraEmulator {
    */
   fetchCount(kind: EmulatorFetchKind): number;
   resetCounts(): void;
+  /** The Microsoft Graph slice for group overage (`/v1.0/…/checkMemberGroups`), see src/dev/graph.ts. */
+  readonly graph: GraphEmulator;
   /** The object id the emulator puts in `oid`/`sub` of a client's app tokens. */
   oidFor(clientId: string, tenant?: string): string;
   /** Stops listening and drops open connections. Idempotent. */

@@ -1,9 +1,10 @@
 import { extractToken } from '../authn/bearer.js';
+import type { GroupResolver } from '../authn/entra/graph.js';
 import type { Config } from '../config/schema.js';
 import type { Decision, DecisionBase } from '../core/decision.js';
 import type { PeerIdentity, TokenIdentity } from '../core/identity.js';
 import type { CheckOutcome, PhaseTracer, RequirementOutcome } from '../core/outcome.js';
-import type { ReasonCode } from '../core/reasons.js';
+import { RPC_FAILURE_REASONS, type ReasonCode } from '../core/reasons.js';
 import { tokenHash } from '../core/token-hash.js';
 import { DEFAULT_REQUEST_LIMITS, type RequestLimits, type RequestView } from '../core/request.js';
 import type { TokenVerifier } from '../core/verifier.js';
@@ -14,6 +15,8 @@ import type { PeerResolver, PeerResult } from '../policy/peer.js';
 
 export interface DeciderDeps {
   readonly config: Config;
+  /** Group membership for tokens with group overage; without it such tokens cannot meet group requirements. */
+  readonly groups?: GroupResolver | undefined;
   readonly verifier: TokenVerifier;
   readonly newId: () => string;
   /** The config's compiled rules; compiled here when omitted. */
@@ -36,6 +39,8 @@ interface DenyContext {
   readonly outcomes?: readonly RequirementOutcome[];
   readonly peer?: PeerIdentity | undefined;
   readonly rejectedTokenHash?: string;
+  /** The claims request of a step-up challenge. */
+  readonly claimsChallenge?: string | undefined;
   /** Whether dry-run applies at the point of the denial (top-level before a rule is chosen, the rule's after). */
   readonly dryRun: boolean;
 }
@@ -58,7 +63,7 @@ export interface Decider {
  * the configuration they started with.
  */
 export function createDecider(deps: DeciderDeps): Decider {
-  const { config, verifier, newId } = deps;
+  const { config, verifier, newId, groups } = deps;
   const policy = deps.policy ?? compilePolicy(config);
   const peerResolver = deps.peer ?? createPeerResolver(DEFAULT_PEER_SETTINGS);
   const now = deps.now ?? Date.now;
@@ -70,7 +75,9 @@ export function createDecider(deps: DeciderDeps): Decider {
     const decision: Decision = more.dryRun
       ? // Report-only: allow, and carry the denial enforcement would have produced.
         { ...base, kind: 'allow', reason: 'allowed', detail: `dry-run, would deny ${reason}: ${detail}`, dryRun: { wouldDeny: reason, detail } }
-      : { ...base, kind: reason === 'keys_unavailable' ? 'unavailable' : 'deny' };
+      : RPC_FAILURE_REASONS.has(reason)
+        ? { ...base, kind: 'unavailable' }
+        : { ...base, kind: 'deny', ...(more.claimsChallenge !== undefined ? { claimsChallenge: more.claimsChallenge } : {}) };
     return { decision, request: more.request, outcomes: more.outcomes ?? [], peer: more.peer, tokenCacheHit, rejectedTokenHash: more.rejectedTokenHash };
   };
 
@@ -128,9 +135,19 @@ export function createDecider(deps: DeciderDeps): Decider {
       }
     }
 
+    // Group overage: the token cannot say, so Graph is asked about the groups this rule names.
+    if (identity?.groupsOverage && rule.groupIds.length > 0 && groups !== undefined) {
+      const caller = identity;
+      const membership = await tracer.phase('policy.evaluate', () => groups.memberOf(caller, rule.groupIds));
+      if (!membership.ok) return deny('group_lookup_failed', membership.detail, { ...at, identity, peer: resolvedPeer() });
+      identity = { ...identity, groups: [...membership.memberOf], groupsOverage: false };
+    }
+
     const ctx = { identity, peer };
     const result = await tracer.phase('policy.evaluate', async () => checkRequirements(rule, ctx));
-    if (!result.ok) return deny(result.reason, result.detail, { ...at, identity, outcomes: result.outcomes, peer: resolvedPeer() });
+    if (!result.ok) {
+      return deny(result.reason, result.detail, { ...at, identity, outcomes: result.outcomes, peer: resolvedPeer(), claimsChallenge: result.claimsChallenge });
+    }
     return {
       decision: { kind: 'allow', id, reason: 'allowed', detail: `rule ${rule.name}`, rule: rule.name, identity },
       request,

@@ -3,7 +3,7 @@
  * split into exact names and suffixes, paths split into exact/prefix/gRPC-service lookups, roles,
  * scopes, app ids and tenants in Sets, labels for `explain` built up front.
  */
-import type { Config, Match, Requirement, RequirementAlternative, Rule } from '../config/schema.js';
+import { CLIENT_AUTHENTICATION, type Config, type Match, type Requirement, type RequirementAlternative, type Rule } from '../config/schema.js';
 import { compileGrpc, compileHost, compilePrefix } from './patterns.js';
 import { compileRulePeer, type CompiledPeerRequirement } from './peer.js';
 
@@ -33,6 +33,8 @@ export interface CompiledValueCheck {
   readonly allOf: readonly string[] | undefined;
   readonly anyLabel: string;
   readonly allLabel: string;
+  /** Display labels by value (group and role ids), for explain and audit details. */
+  readonly names: ReadonlyMap<string, string>;
 }
 
 /** One set of requirements that must all be met. */
@@ -42,11 +44,20 @@ export interface CompiledRequirementSet {
   readonly appIds: ReadonlySet<string> | undefined;
   readonly roles: CompiledValueCheck | undefined;
   readonly scopes: CompiledValueCheck | undefined;
+  /** Group object ids, lower-case. */
+  readonly groups: CompiledValueCheck | undefined;
+  /** Directory role template ids, lower-case. */
+  readonly directoryRoles: CompiledValueCheck | undefined;
+  /** Weakest accepted `appidacr`/`azpacr` value (0 public, 1 secret, 2 certificate). */
+  readonly clientAuthentication: number | undefined;
+  readonly mfa: boolean;
+  readonly authenticationContext: string | undefined;
   readonly peer: CompiledPeerRequirement | undefined;
   readonly labels: {
     readonly tokenType: string;
     readonly tenants: string;
     readonly appIds: string;
+    readonly clientAuthentication: string;
   };
 }
 
@@ -70,6 +81,8 @@ export interface CompiledRule {
    */
   readonly token: 'required' | 'optional' | 'none';
   readonly requirement: CompiledRequirement;
+  /** Every group id the rule names (lower-case): what a group-overage lookup asks about. */
+  readonly groupIds: readonly string[];
   /** Effective dry-run: the rule's own setting, else the top-level one. */
   readonly dryRun: boolean;
   /** The rule as written (after defaults), for explain. */
@@ -130,14 +143,37 @@ export function compileMatch(match: Match): CompiledMatch {
   };
 }
 
-function valueCheck(name: string, spec: { anyOf?: string[] | undefined; allOf?: string[] | undefined } | undefined): CompiledValueCheck | undefined {
+function valueCheck(
+  name: string,
+  spec: { anyOf?: string[] | undefined; allOf?: string[] | undefined } | undefined,
+  names: ReadonlyMap<string, string> = new Map(),
+): CompiledValueCheck | undefined {
   if (!spec) return undefined;
+  const shown = (values: string[]): string => list(values.map((v) => displayName(v, names)));
   return {
     anyOf: spec.anyOf ? new Set(spec.anyOf) : undefined,
     allOf: spec.allOf ? [...new Set(spec.allOf)] : undefined,
-    anyLabel: spec.anyOf ? `${name} any of ${list(spec.anyOf)}` : '',
-    allLabel: spec.allOf ? `${name} all of ${list(spec.allOf)}` : '',
+    anyLabel: spec.anyOf ? `${name} any of ${shown(spec.anyOf)}` : '',
+    allLabel: spec.allOf ? `${name} all of ${shown(spec.allOf)}` : '',
+    names,
   };
+}
+
+/** `Payments admins (0f8e…)` when the value has a label, else the value itself. */
+export function displayName(value: string, names: ReadonlyMap<string, string>): string {
+  const label = names.get(value);
+  return label === undefined ? value : `${label} (${value})`;
+}
+
+type DirectoryObjects = Requirement['groups'];
+
+/** Group or role ids (already lower-cased by the schema) with their labels. */
+function directoryCheck(name: string, spec: DirectoryObjects): CompiledValueCheck | undefined {
+  if (!spec) return undefined;
+  const names = new Map<string, string>();
+  for (const o of [...(spec.anyOf ?? []), ...(spec.allOf ?? [])]) if (o.label !== undefined) names.set(o.id, o.label);
+  const ids = (objects: typeof spec.anyOf): string[] | undefined => objects?.map((o) => o.id);
+  return valueCheck(name, { anyOf: ids(spec.anyOf), allOf: ids(spec.allOf) }, names);
 }
 
 function compileSet(set: RequirementAlternative | Requirement | undefined): CompiledRequirementSet {
@@ -147,11 +183,17 @@ function compileSet(set: RequirementAlternative | Requirement | undefined): Comp
     appIds: set?.appIds ? new Set(set.appIds) : undefined,
     roles: valueCheck('roles', set?.roles),
     scopes: valueCheck('scopes', set?.scopes),
+    groups: directoryCheck('groups', set?.groups),
+    directoryRoles: directoryCheck('directory roles', set?.directoryRoles),
+    clientAuthentication: set?.clientAuthentication === undefined ? undefined : CLIENT_AUTHENTICATION.indexOf(set.clientAuthentication),
+    mfa: set?.mfa === true,
+    authenticationContext: set?.authenticationContext,
     peer: set?.peer ? compileRulePeer(set.peer) : undefined,
     labels: {
       tokenType: set?.tokenType ? `token type ${set.tokenType}` : '',
       tenants: set?.tenants ? `tenant any of ${list(set.tenants)}` : '',
       appIds: set?.appIds ? `calling app any of ${list(set.appIds)}` : '',
+      clientAuthentication: set?.clientAuthentication ? `client authentication ${set.clientAuthentication} or stronger` : '',
     },
   };
 }
@@ -167,6 +209,7 @@ export function compileRule(rule: Rule, index: number, globalDryRun: boolean): C
     anonymous: rule.allowAnonymous,
     token: rule.allowAnonymous ? 'none' : base.peer?.peerOnly || alternatives.some((a) => a.peer?.peerOnly) ? 'optional' : 'required',
     requirement: { ...base, alternatives },
+    groupIds: [...new Set([base, ...alternatives].flatMap((set) => [...(set.groups?.anyOf ?? []), ...(set.groups?.allOf ?? [])]))],
     dryRun: ruleDryRun(rule, globalDryRun),
     source: rule,
   };

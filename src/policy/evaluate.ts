@@ -7,7 +7,7 @@ import type { TokenIdentity } from '../core/identity.js';
 import type { RequirementOutcome } from '../core/outcome.js';
 import type { ReasonCode } from '../core/reasons.js';
 import type { RequestView } from '../core/request.js';
-import type { CompiledMatch, CompiledPolicy, CompiledRequirementSet, CompiledRule, CompiledValueCheck } from './compile.js';
+import { displayName, type CompiledMatch, type CompiledPolicy, type CompiledRequirementSet, type CompiledRule, type CompiledValueCheck } from './compile.js';
 import { grpcServicePrefix, hostForMatching, prefixMatches } from './patterns.js';
 import { checkPeer, type PeerResult } from './peer.js';
 
@@ -15,7 +15,14 @@ export type { RequirementOutcome } from '../core/outcome.js';
 
 export type RequirementResult =
   | { readonly ok: true; readonly outcomes: readonly RequirementOutcome[] }
-  | { readonly ok: false; readonly reason: ReasonCode; readonly detail: string; readonly outcomes: readonly RequirementOutcome[] };
+  | {
+      readonly ok: false;
+      readonly reason: ReasonCode;
+      readonly detail: string;
+      readonly outcomes: readonly RequirementOutcome[];
+      /** For `step_up_required`: the claims request (JSON) the client should ask Entra for. */
+      readonly claimsChallenge?: string;
+    };
 
 export type RuleSelection =
   | { readonly kind: 'rule'; readonly rule: CompiledRule }
@@ -121,12 +128,26 @@ export interface EvaluationContext {
   readonly peer: () => PeerResult;
 }
 
+/** One claim of an OpenID Connect claims request (`{"access_token": {name: request}}`). */
+type ClaimRequest = readonly [name: string, request: Readonly<Record<string, unknown>>];
+
 interface Failure {
   readonly reason: ReasonCode;
   readonly text: string;
+  /** Set when a new token could meet the requirement (step-up): what to ask Entra for. */
+  readonly claim?: ClaimRequest;
 }
 
-const show = (values: readonly string[]): string => `[${values.join(', ')}]`;
+/** Shown values are capped: a token may carry up to 200 groups. */
+const SHOWN_VALUES = 10;
+const show = (values: readonly string[]): string =>
+  values.length <= SHOWN_VALUES ? `[${values.join(', ')}]` : `[${values.slice(0, SHOWN_VALUES).join(', ')}, … ${values.length - SHOWN_VALUES} more]`;
+
+/** `appidacr`/`azpacr` as a strength 0–2, or undefined when absent or unknown. */
+function clientAuthStrength(appAuth: string | undefined): number | undefined {
+  return appAuth === '0' || appAuth === '1' || appAuth === '2' ? Number(appAuth) : undefined;
+}
+const CLIENT_AUTH_NAMES = ['public client', 'client secret', 'certificate'];
 
 function checkValues(
   check: CompiledValueCheck | undefined,
@@ -137,34 +158,46 @@ function checkValues(
   failures: Failure[],
 ): void {
   if (!check) return;
+  const named = (values: readonly string[]): string => values.map((v) => displayName(v, check.names)).join(', ');
   if (check.anyOf) {
     const hit = held.filter((v) => check.anyOf?.has(v));
     const met = hit.length > 0;
-    const detail = met ? `has ${hit.join(', ')}` : `has ${show(held)}`;
+    const detail = met ? `has ${named(hit)}` : `has ${show(held)}`;
     out.push({ requirement: prefix + check.anyLabel, met, detail });
     if (!met) failures.push({ reason, text: `${prefix}${check.anyLabel}: ${detail}` });
   }
   if (check.allOf) {
     const missing = check.allOf.filter((v) => !held.includes(v));
     const met = missing.length === 0;
-    const detail = met ? 'has all' : `lacks ${missing.join(', ')}`;
+    const detail = met ? 'has all' : `lacks ${named(missing)}`;
     out.push({ requirement: prefix + check.allLabel, met, detail });
     if (!met) failures.push({ reason, text: `${prefix}${check.allLabel}: ${detail}` });
   }
 }
 
 /**
- * Checks one requirement set in a fixed order — token type, tenant, calling app, roles, scopes,
- * peer — recording every outcome (so explain shows them all) and every failure in that order.
+ * Checks one requirement set in a fixed order — token type, tenant, calling app and how it
+ * authenticated, roles, scopes, groups, directory roles, MFA, authentication context, peer —
+ * recording every outcome (so explain shows them all) and every failure in that order.
  */
 function checkSet(set: CompiledRequirementSet, ctx: EvaluationContext, prefix: string, out: RequirementOutcome[]): Failure[] {
   const failures: Failure[] = [];
   const id = ctx.identity;
-  const one = (label: string, met: boolean, detail: string, reason: ReasonCode): void => {
+  const one = (label: string, met: boolean, detail: string, reason: ReasonCode, claim?: ClaimRequest): void => {
     out.push({ requirement: prefix + label, met, detail });
-    if (!met) failures.push({ reason, text: `${prefix}${label}: ${detail}` });
+    if (!met) failures.push({ reason, text: `${prefix}${label}: ${detail}`, ...(claim ? { claim } : {}) });
   };
-  const tokenNeeded = set.tokenType !== undefined || set.tenants || set.appIds || set.roles || set.scopes;
+  const tokenNeeded =
+    set.tokenType !== undefined ||
+    set.tenants ||
+    set.appIds ||
+    set.roles ||
+    set.scopes ||
+    set.groups ||
+    set.directoryRoles ||
+    set.clientAuthentication !== undefined ||
+    set.mfa ||
+    set.authenticationContext !== undefined;
   if (tokenNeeded && id === undefined) {
     // An alternative that reads the token, in a rule where a peerOnly alternative made it optional.
     one('a verified token', false, 'no token was sent', 'token_missing');
@@ -174,8 +207,26 @@ function checkSet(set: CompiledRequirementSet, ctx: EvaluationContext, prefix: s
     if (set.tokenType !== undefined) one(set.labels.tokenType, id.type === set.tokenType, `is ${id.type}`, 'token_type_not_allowed');
     if (set.tenants) one(set.labels.tenants, set.tenants.has(id.tid.toLowerCase()), `is ${id.tid}`, 'tenant_denied_by_rule');
     if (set.appIds) one(set.labels.appIds, set.appIds.has(id.appId.toLowerCase()), `is ${id.appId === '' ? '(none)' : id.appId}`, 'app_not_allowed');
+    if (set.clientAuthentication !== undefined) {
+      const strength = clientAuthStrength(id.appAuth);
+      const detail = strength === undefined ? `is unknown (${id.version === '1.0' ? 'appidacr' : 'azpacr'} ${id.appAuth ?? 'absent'})` : `is ${CLIENT_AUTH_NAMES[strength]}`;
+      one(set.labels.clientAuthentication, strength !== undefined && strength >= set.clientAuthentication, detail, 'client_authentication_too_weak');
+    }
     checkValues(set.roles, id.roles, 'missing_role', prefix, out, failures);
     checkValues(set.scopes, id.scopes, 'missing_scope', prefix, out, failures);
+    // With group overage the token's `groups` says nothing about membership: a miss is unresolved, not a denial of membership.
+    checkValues(set.groups, id.groups, id.groupsOverage ? 'group_overage_unresolved' : 'missing_group', prefix, out, failures);
+    checkValues(set.directoryRoles, id.directoryRoles, 'missing_directory_role', prefix, out, failures);
+    if (set.mfa) {
+      one('multi-factor authentication', id.authMethods.includes('mfa'), `amr is ${show(id.authMethods)}`, 'mfa_required', ['amr', { essential: true, values: ['mfa'] }]);
+    }
+    if (set.authenticationContext !== undefined) {
+      const wanted = set.authenticationContext;
+      one(`authentication context ${wanted}`, id.authContexts.includes(wanted), `acrs is ${show(id.authContexts)}`, 'authentication_context_required', [
+        'acrs',
+        { essential: true, value: wanted },
+      ]);
+    }
   }
   if (set.peer) {
     const result = checkPeer(set.peer, ctx.peer(), id);
@@ -219,5 +270,23 @@ export function checkRequirements(rule: CompiledRule, ctx: EvaluationContext): R
   }
   const first = failures[0];
   if (first === undefined) return { ok: true, outcomes };
-  return { ok: false, reason: first.reason, detail: failures.map((f) => f.text).join('; '), outcomes };
+  const detail = failures.map((f) => f.text).join('; ');
+  const claimsChallenge = ctx.identity?.claimsChallengeCapable ? stepUpClaims(failures) : undefined;
+  if (claimsChallenge !== undefined) return { ok: false, reason: 'step_up_required', detail, outcomes, claimsChallenge };
+  return { ok: false, reason: first.reason, detail, outcomes };
+}
+
+/**
+ * The claims request that would meet every failure, when a new token could (only MFA and
+ * authentication contexts can be stepped up to; a missing role cannot). The first request for a
+ * claim wins: a token that then lacks another context is challenged again.
+ */
+function stepUpClaims(failures: readonly Failure[]): string | undefined {
+  const requested: Record<string, Readonly<Record<string, unknown>>> = {};
+  for (const f of failures) {
+    if (f.claim === undefined) return undefined;
+    const [name, request] = f.claim;
+    requested[name] ??= request;
+  }
+  return JSON.stringify({ access_token: requested });
 }

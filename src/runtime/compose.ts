@@ -5,6 +5,8 @@
  * wire format to a `RequestView` and a `ResponsePlan` back; they never build engine parts.
  */
 import { randomUUID } from 'node:crypto';
+import { createGroupResolver, type GroupResolver } from '../authn/entra/graph.js';
+import { createGraphTokenSource } from '../authn/entra/graph-credential.js';
 import { createKeyStore, type KeyStore } from '../authn/entra/keystore.js';
 import { entraUrl } from '../authn/entra/urls.js';
 import { createTokenVerifier } from '../authn/entra/verifier.js';
@@ -39,6 +41,8 @@ export interface RuntimeDeps {
   readonly newId?: () => string;
   /** Spans, metrics and audit records; none when omitted (tests of the decision path alone). */
   readonly telemetry?: RuntimeTelemetry;
+  /** The server's Graph access token per tenant (group overage). Default: `entra.graph.credential` through @azure/identity. */
+  readonly graphToken?: (tenant: string) => Promise<string>;
   /** Turns a decision into a response plan. Default: core's `planResponse`. */
   readonly planResponse?: typeof planResponse;
 }
@@ -132,6 +136,17 @@ export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<
       ...(telemetry ? { onFetch: telemetry.onKeyFetch } : {}),
     });
 
+  const groupResolver = (cfg: Config): GroupResolver | undefined => {
+    const graph = cfg.entra.graph;
+    if (graph === undefined) return undefined;
+    return createGroupResolver({
+      settings: { endpoint: graph.endpoint, timeoutMs: graph.timeoutMs, cacheMaxEntries: graph.cache.maxEntries, cacheTtlSeconds: graph.cache.ttlSeconds },
+      graphToken: deps.graphToken ?? createGraphTokenSource(graph, cfg.entra.authority),
+      fetch: deps.fetch ?? globalThis.fetch,
+      now,
+    });
+  };
+
   const partsFor = async (cfg: Config, keys: KeyStore): Promise<Parts> => {
     const verifier = createCachingVerifier(
       createTokenVerifier({ config: cfg.entra, keys, now }),
@@ -139,7 +154,7 @@ export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<
       now,
     );
     const peer = createPeerResolver(await loadPeerSettings(cfg.peer));
-    const decider = createDecider({ config: cfg, verifier, newId, now, peer });
+    const decider = createDecider({ config: cfg, verifier, newId, now, peer, groups: groupResolver(cfg) });
     return { config: cfg, keys, decider, settings: responseSettings(cfg) };
   };
 

@@ -4,7 +4,7 @@ import { loadSync } from '@grpc/proto-loader';
 import { validateConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { envoyCheckRequest, type CheckRequestOptions } from '../../src/cli/check.js';
-import { DEMO, startEntraEmulator, type EntraEmulator } from '../../src/dev/emulator.js';
+import { DEMO, startEntraEmulator, type EmulatorOptions, type EntraEmulator } from '../../src/dev/emulator.js';
 import { startApp, type AppDeps, type RunningApp } from '../../src/runtime/app.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { createAuthorizationClient, loadAuthorizationService, type AuthorizationClient } from '../../src/server/protos.js';
@@ -59,10 +59,13 @@ export interface Harness {
 }
 
 export interface HarnessOptions {
-  readonly entra?: Record<string, unknown>;
+  /** Merged into the `entra` section; a function gets the emulator's URL (e.g. for `graph.endpoint`). */
+  readonly entra?: Record<string, unknown> | ((emulatorUrl: string) => Record<string, unknown>);
   readonly rules?: unknown[];
   readonly response?: Record<string, unknown>;
   readonly emulatorDown?: boolean;
+  /** Options of the emulator (its clock is always the harness's). */
+  readonly emulator?: EmulatorOptions;
   readonly deps?: Partial<AppDeps>;
   /** Merged into the `server` section (e.g. `tls`). */
   readonly server?: Record<string, unknown>;
@@ -84,7 +87,7 @@ export function harnessConfig(emulatorUrl: string, opts: HarnessOptions = {}): C
       authority: emulatorUrl,
       tenants: [DEMO.tenantId],
       audiences: [DEMO.api.identifierUri, DEMO.api.appId],
-      ...opts.entra,
+      ...(typeof opts.entra === 'function' ? opts.entra(emulatorUrl) : opts.entra),
     },
     rules: opts.rules ?? [
       { name: 'orders-write', match: { contextExtensions: { policy: 'orders-write' } }, require: { roles: { anyOf: ['Orders.Write'] } } },
@@ -116,7 +119,7 @@ export function authorizationClient(address: string, creds: ChannelCredentials, 
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const clock = opts.clock ?? fakeClock();
-  const emulator = await startEntraEmulator({ now: clock.now, keyPairs: sharedKeyPairs() });
+  const emulator = await startEntraEmulator({ keyPairs: sharedKeyPairs(), ...opts.emulator, now: clock.now });
   if (opts.emulatorDown) emulator.setAvailable(false);
   const config = harnessConfig(emulator.url, opts);
   const app = await startApp(config, { log: silentLogger(), now: clock.now, ...opts.deps });

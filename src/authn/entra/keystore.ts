@@ -268,8 +268,12 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
     }
   }
 
+  // Apps with claims mapping have keys of their own: Entra serves them, and a `jwks_uri` that
+  // keeps the parameter, only when the metadata is asked for with `?appid=`.
+  const appIdQuery = config.signingKeysAppId === undefined ? '' : `?appid=${encodeURIComponent(config.signingKeysAppId)}`;
+
   function loadMetadata(set: KeySet, signal: AbortSignal): Promise<Metadata> {
-    const url = entraUrl(config.authority, set.tenant, 'metadata', set.version);
+    const url = entraUrl(config.authority, set.tenant, 'metadata', set.version) + appIdQuery;
     return fetchDocument(set, 'discovery', url, signal, (body) => parseMetadata(body, set.tenant, url, authorityProtocol));
   }
 

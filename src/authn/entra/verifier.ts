@@ -14,6 +14,7 @@ import type { ReasonCode } from '../../core/reasons.js';
 import { tokenHash } from '../../core/token-hash.js';
 import { isRecord } from '../../core/values.js';
 import type { TokenVerifier, VerifyResult } from '../../core/verifier.js';
+import { readMembershipClaims } from './claims.js';
 import { TENANT_ID_TEMPLATE, type KeyStore, type TokenVersion } from './keystore.js';
 
 export type { TokenVerifier, VerifyResult } from '../../core/verifier.js';
@@ -59,6 +60,11 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
 const ALGORITHMS = ['RS256'];
 
 type Claims = Record<string, unknown>;
+
+/** Longest access-token lifetime Entra can be configured to issue (one day). */
+const MAX_LIFETIME_SECONDS = 24 * 3600;
+/** Longest lifetime of a continuous access evaluation (CAE) token. */
+const CAE_MAX_LIFETIME_SECONDS = 28 * 3600;
 
 /** A deny decided inside jose's key-resolution callback, carried out through jose. */
 class Deny extends Error {
@@ -269,6 +275,14 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
       }
       bound = thumb;
     }
+    const membership = readMembershipClaims(c);
+    if (!membership.ok) return deny('token_claims_invalid', membership.detail);
+    const iat = c.iat;
+    if (iat !== undefined && (typeof iat !== 'number' || !Number.isFinite(iat))) return deny('token_claims_invalid', 'iat is not a number');
+    // Entra issues at most 24 h tokens, and 28 h ones only to CAE clients of CAE-enabled resources.
+    const maxLifetime = config.cae && membership.claims.claimsChallengeCapable ? CAE_MAX_LIFETIME_SECONDS : MAX_LIFETIME_SECONDS;
+    const lifetime = exp - (iat ?? nbf ?? exp);
+    if (lifetime > maxLifetime) return deny('token_lifetime_too_long', `token lives ${lifetime}s, over ${maxLifetime}s`);
 
     const identity: TokenIdentity = {
       version: s.version,
@@ -282,6 +296,7 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
       audience,
       roles: roleList,
       scopes,
+      ...membership.claims,
       uti: typeof uti === 'string' ? uti : undefined,
       tokenHash: tokenHash(token),
       expiresAt: exp,

@@ -34,6 +34,7 @@ type EntraOverrides = Partial<Omit<EntraConfig, 'keys'>> & { keys?: Partial<Entr
 export function entraConfig(overrides: EntraOverrides = {}): EntraConfig {
   const { keys, ...rest } = overrides;
   return {
+    cloud: 'public',
     authority: AUTHORITY,
     tenants: [TENANT_A, TENANT_B],
     audiences: [API_CLIENT_ID, API_APP_ID_URI],
@@ -42,6 +43,7 @@ export function entraConfig(overrides: EntraOverrides = {}): EntraConfig {
     tokenHeader: 'authorization',
     maxTokenBytes: 64 * 1024,
     allowTokensWithoutPermissions: false,
+    cae: false,
     ...rest,
     tokenCache: rest.tokenCache ?? { maxEntries: 10_000, ttlSeconds: 300 },
     keys: { ttlSeconds: 86_400, refreshIntervalSeconds: 3600, unknownKidCooldownSeconds: 300, fetchTimeoutMs: 2000, maxJwksFetchesPerMinute: 30, ...keys },
