@@ -3,10 +3,10 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const BIN = join(ROOT, 'bin', 'entra-authz.js');
-const CLI = join(ROOT, 'src', 'cli.ts');
 const COMMANDS = ['serve', 'validate', 'dev', 'emulator', 'check', 'explain'];
 
 interface Result {
@@ -23,8 +23,13 @@ function run(nodeArgs: string[]): Promise<Result> {
   });
 }
 
-/** The CLI as `npx entra-authz` runs it in a checkout: the sources through tsx. */
-const cli = (...args: string[]): Promise<Result> => run(['--import', 'tsx', CLI, ...args]);
+/** The CLI's entry in-process, with what it writes and the exit status it would set. */
+async function cli(...args: string[]): Promise<Result> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, { out: (t) => (stdout += t), err: (t) => (stderr += t) });
+  return { code, stdout, stderr };
+}
 
 describe('entra-authz help', () => {
   it('answers --help on every command (and -h) with that command\'s usage, exit 0', async () => {
