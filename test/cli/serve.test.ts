@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { main } from '../../src/cli/main.js';
 import { DEMO, startEntraEmulator, type EntraEmulator } from '../../src/dev/emulator.js';
 import { startHarness } from '../support/harness.js';
 import { sharedKeyPairs } from '../fixtures/keys.js';
@@ -16,7 +17,15 @@ interface RunResult {
   stderr: string;
 }
 
-/** Runs the CLI as a user would; `whenReady` may act on the running process (e.g. signal it). */
+/** The CLI's entry in-process, with what it writes and the exit status it would set. */
+async function cli(args: string[]): Promise<RunResult> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, { out: (t) => (stdout += t), err: (t) => (stderr += t) });
+  return { code, stdout, stderr };
+}
+
+/** Runs the CLI as a user would, as its own process; `whenReady` may act on the running process (e.g. signal it). */
 function runCli(args: string[], whenReady?: (stderr: string, kill: (s: NodeJS.Signals) => void) => boolean): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -59,7 +68,7 @@ describe('the entra-authz command', () => {
   it('validate accepts a good file and exits 0', async () => {
     const file = join(dir, 'good.yaml');
     await writeFile(file, stringify(config()));
-    const r = await runCli(['validate', '--config', file]);
+    const r = await cli(['validate', '--config', file]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('valid');
   });
@@ -67,7 +76,7 @@ describe('the entra-authz command', () => {
   it('validate lists every problem with its path and exits 1', async () => {
     const file = join(dir, 'bad.yaml');
     await writeFile(file, stringify({ ...config({ tenants: ['not-a-guid'], clockSkew: 5 }), server: { listen: '127.0.0.1:99999' }, rules: [] }));
-    const r = await runCli(['validate', '--config', file]);
+    const r = await cli(['validate', '--config', file]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('entra.tenants[0]');
     expect(r.stderr).toContain('clockSkew');
@@ -88,7 +97,7 @@ describe('the entra-authz command', () => {
   });
 
   it('rejects an unknown command, pointing at the one meant and at help, with exit 2', async () => {
-    const r = await runCli(['serv']);
+    const r = await cli(['serv']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('did you mean "serve"?');
     expect(r.stderr).toContain('entra-authz help');
