@@ -23,9 +23,14 @@ RUN npm run build
 
 # --- deps: production dependencies only -------------------------------------------------------
 FROM ${NODE_IMAGE} AS deps
+# Optional packages the lean install leaves out, e.g. @azure/identity for Graph group lookups:
+#   docker build --build-arg OPTIONAL_PACKAGES=@azure/identity@4 .
+ARG OPTIONAL_PACKAGES=""
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --no-audit --no-fund \
+ && if [ -n "${OPTIONAL_PACKAGES}" ]; then npm install --omit=dev --no-save --no-audit --no-fund ${OPTIONAL_PACKAGES}; fi \
+ && npm cache clean --force
 
 # --- server: what runs in production ----------------------------------------------------------
 FROM ${NODE_IMAGE} AS server

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createGroupResolver, type GroupResolver } from '../authn/entra/graph.js';
-import { createGraphTokenSource } from '../authn/entra/graph-credential.js';
+import { createGraphTokenSource, loadAzureIdentity } from '../authn/entra/graph-credential.js';
 import { createKeyStore, type KeyStore } from '../authn/entra/keystore.js';
 import { entraUrl } from '../authn/entra/urls.js';
 import { createTokenVerifier } from '../authn/entra/verifier.js';
@@ -136,12 +136,12 @@ export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<
       ...(telemetry ? { onFetch: telemetry.onKeyFetch } : {}),
     });
 
-  const groupResolver = (cfg: Config): GroupResolver | undefined => {
+  const groupResolver = async (cfg: Config): Promise<GroupResolver | undefined> => {
     const graph = cfg.entra.graph;
     if (graph === undefined) return undefined;
     return createGroupResolver({
       settings: { endpoint: graph.endpoint, timeoutMs: graph.timeoutMs, cacheMaxEntries: graph.cache.maxEntries, cacheTtlSeconds: graph.cache.ttlSeconds },
-      graphToken: deps.graphToken ?? createGraphTokenSource(graph, cfg.entra.authority),
+      graphToken: deps.graphToken ?? createGraphTokenSource(graph, cfg.entra.authority, await loadAzureIdentity()),
       fetch: deps.fetch ?? globalThis.fetch,
       now,
     });
@@ -154,7 +154,7 @@ export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<
       now,
     );
     const peer = createPeerResolver(await loadPeerSettings(cfg.peer));
-    const decider = createDecider({ config: cfg, verifier, newId, now, peer, groups: groupResolver(cfg) });
+    const decider = createDecider({ config: cfg, verifier, newId, now, peer, groups: await groupResolver(cfg) });
     return { config: cfg, keys, decider, settings: responseSettings(cfg) };
   };
 

@@ -1,8 +1,9 @@
 /**
  * The server's own access tokens for Microsoft Graph, through @azure/identity (client secret,
- * certificate, workload identity, managed identity). The library is loaded on first use, so a
- * deployment that never resolves group overage does not load it. Credentials are built once per
- * tenant and keep their own token cache.
+ * certificate, workload identity, managed identity). The library is an optional package, loaded
+ * only when `entra.graph` is configured, and then at start: a missing package stops the server
+ * with the instruction to install it instead of failing every group lookup later. Credentials are
+ * built once per tenant and keep their own token cache.
  */
 import type { GraphConfig } from '../../config/schema.js';
 
@@ -10,7 +11,20 @@ interface AccessTokenSource {
   getToken(scope: string): Promise<{ token: string } | null>;
 }
 
-type Identity = typeof import('@azure/identity');
+export type AzureIdentity = typeof import('@azure/identity');
+type Identity = AzureIdentity;
+
+/** Loads @azure/identity, or rejects with what to install; `load` is replaceable for tests. */
+export async function loadAzureIdentity(load: () => Promise<AzureIdentity> = () => import('@azure/identity')): Promise<AzureIdentity> {
+  try {
+    return await load();
+  } catch {
+    throw new Error(
+      'entra.graph needs the package @azure/identity, which the lean install leaves out: ' +
+        'run `npm install --omit=dev @azure/identity` where the server runs (docs/deployment.md)',
+    );
+  }
+}
 
 function credentialFor(identity: Identity, setting: GraphConfig['credential'], tenantId: string, authorityHost: string): AccessTokenSource {
   switch (setting.kind) {
@@ -27,16 +41,13 @@ function credentialFor(identity: Identity, setting: GraphConfig['credential'], t
 }
 
 /** `graphToken(tenant)` for the group resolver. Rejects when no token can be had (the lookup then fails closed). */
-export function createGraphTokenSource(graph: GraphConfig, authorityHost: string): (tenant: string) => Promise<string> {
-  let identity: Promise<Identity> | undefined;
+export function createGraphTokenSource(graph: GraphConfig, authorityHost: string, identity: Identity): (tenant: string) => Promise<string> {
   const credentials = new Map<string, AccessTokenSource>();
   const scope = `${graph.endpoint}/.default`;
   return async (tenant) => {
-    identity ??= import('@azure/identity');
-    const lib = await identity;
     let credential = credentials.get(tenant);
     if (credential === undefined) {
-      credential = credentialFor(lib, graph.credential, tenant, authorityHost);
+      credential = credentialFor(identity, graph.credential, tenant, authorityHost);
       credentials.set(tenant, credential);
     }
     const token = await credential.getToken(scope);
