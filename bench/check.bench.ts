@@ -1,123 +1,172 @@
 /**
- * Throughput of Check against a baseline measured in the same run: an empty grpc-js handler for
- * the same Envoy-shaped request. Machines here are shared and noisy, so the ratio is the result;
- * absolute numbers are printed for context only.
+ * `npm run bench`: Check throughput and latency of entra-authz against an empty grpc-js Check
+ * handler measured in the same run. Machines are shared and noisy, so the ratio to the baseline is
+ * the result; rounds are interleaved so a noisy neighbour hurts every scenario alike, and each
+ * figure is the median of the rounds. Writes the "gRPC" section of docs/benchmark.md.
  *
- * Load comes from nghttp2's `h2load` (Debian package `nghttp2-client`) in its own process, over one
- * HTTP/2 connection as Envoy's ext_authz cluster uses: a grpc-js client in this process would be
- * the bottleneck and hide the server's cost.
- *
- *   npm run bench                 # defaults: 20000 checks per scenario, 64 streams in flight
- *   BENCH_CHECKS=50000 BENCH_CONCURRENCY=128 npm run bench
+ *   npm run bench
+ *   BENCH_CHECKS=50000 BENCH_ROUNDS=5 BENCH_PACED_SECONDS=15 BENCH_WORKERS=4 npm run bench
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { fileURLToPath } from 'node:url';
 import { envoyCheckRequest } from '../src/cli/check.js';
-import { validateConfig } from '../src/config/load.js';
 import { DEMO, startEntraEmulator } from '../src/dev/emulator.js';
-import { startApp, type RunningApp } from '../src/runtime/app.js';
-import { silentLogger } from '../src/telemetry/logger.js';
-import { loadAuthorizationService } from '../src/server/protos.js';
+import { createTestPki } from '../test/fixtures/certs.js';
+import { median, pacedLatencies, percentile, requireH2load, saturatedRate, type LoadShape } from './h2load.js';
+import { table, writeSection } from './report.js';
+import { assertOutcome, grpcFrame, productConfig, requests, type ServerOptions } from './scenarios.js';
+import { buildServers, residentMemory, startEmptyServer, startProductServer, type ServerProcess } from './servers.js';
 
-const CHECKS = Number(process.env['BENCH_CHECKS'] ?? 20_000);
-const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 64);
-const ROUNDS = 3;
+const env = (name: string, fallback: number): number => {
+  const v = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(v) || v <= 0) throw new Error(`${name} must be a positive integer`);
+  return v;
+};
+const CHECKS = env('BENCH_CHECKS', 20_000);
+const ROUNDS = env('BENCH_ROUNDS', 3);
+const PACED_SECONDS = env('BENCH_PACED_SECONDS', 8);
+const WORKERS = env('BENCH_WORKERS', availableParallelism());
+const PACED_RATES = [2_000, 5_000];
+const ONE_CONNECTION: LoadShape = { connections: 1, streams: 64 };
+const FOUR_CONNECTIONS: LoadShape = { connections: 4, streams: 16 };
+const REPORT = fileURLToPath(new URL('../docs/benchmark.md', import.meta.url));
 
-async function emptyServer(): Promise<{ address: string; close(): void }> {
-  const server = new Server();
-  server.addService(loadAuthorizationService(), {
-    Check: (_call: unknown, cb: (err: null, res: unknown) => void) => cb(null, { status: { code: 0 }, ok_response: {} }),
-  });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  return { address: `127.0.0.1:${port}`, close: () => server.forceShutdown() };
-}
-
-const run = promisify(execFile);
-
-/** A request body as gRPC frames it: compression flag, 4-byte length, the protobuf message. */
-function grpcFrame(request: unknown): Buffer {
-  const message = loadAuthorizationService()['Check']!.requestSerialize(request);
-  const header = Buffer.alloc(5);
-  header.writeUInt32BE(message.length, 1);
-  return Buffer.concat([header, message]);
-}
-
-/** Checks per second reported by h2load for `CHECKS` requests with `CONCURRENCY` streams in flight. */
-async function throughput(address: string, bodyFile: string): Promise<number> {
-  const { stdout } = await run('h2load', [
-    '-n', String(CHECKS), '-c', '1', '-m', String(CONCURRENCY), '--warm-up-time', '1',
-    '-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers',
-    `http://${address}/envoy.service.auth.v3.Authorization/Check`,
-  ]);
-  const rate = /finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(stdout);
-  const failed = /requests: .* (\d+) failed/.exec(stdout);
-  if (!rate || (failed && failed[1] !== '0')) throw new Error(`h2load: unexpected output\n${stdout}`);
-  return Number(rate[1]);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
+interface Row {
+  readonly label: string;
+  readonly server: string;
+  readonly request: string;
+  readonly shape: LoadShape;
 }
 
 async function main(): Promise<void> {
-  const emulator = await startEntraEmulator();
-  const config = (cacheEntries: number) =>
-    validateConfig({
-      server: { listen: '127.0.0.1:0' },
-      entra: { authority: emulator.url, tenants: [DEMO.tenantId], audiences: [DEMO.api.appId], tokenCache: { maxEntries: cacheEntries } },
-      rules: [{ name: 'orders', require: { roles: { anyOf: ['Orders.Read'] } } }],
-      telemetry: { admin: { listen: '127.0.0.1:0' }, audit: { sink: 'off' } },
-    });
-  const start = async (cacheEntries: number): Promise<RunningApp> => {
-    const app = await startApp(config(cacheEntries), { log: silentLogger() });
-    while (!app.isServing()) await new Promise((r) => setTimeout(r, 10));
-    return app;
-  };
-  const baseline = await emptyServer();
-  const cached = await start(10_000);
-  const uncached = await start(0);
-
-  const token = await emulator.issueToken({ appId: DEMO.clients.reader.clientId, expiresInSeconds: 86_400 });
+  const h2load = await requireH2load();
+  process.stderr.write('compiling the servers…\n');
+  await buildServers();
   const dir = await mkdtemp(join(tmpdir(), 'entra-authz-bench-'));
-  const allow = join(dir, 'allow.bin');
-  const noToken = join(dir, 'no-token.bin');
-  await writeFile(allow, grpcFrame(envoyCheckRequest({ token, path: '/orders/42' })));
-  await writeFile(noToken, grpcFrame(envoyCheckRequest({ path: '/orders/42' })));
+  const emulator = await startEntraEmulator();
+  const pki = await createTestPki();
+  const caBundleFile = join(dir, 'client-ca.pem');
+  await writeFile(caBundleFile, pki.ca.certPem);
 
-  const scenarios: [string, string, string][] = [
-    ['empty grpc-js handler (baseline)', baseline.address, allow],
-    ['allow, verified-token cache hit', cached.address, allow],
-    ['allow, RS256 verification every check', uncached.address, allow],
-    ['deny, no token (401)', cached.address, noToken],
-  ];
-  const results = new Map<string, number[]>();
-  // Interleave rounds so a noisy neighbour hurts every scenario alike.
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const [name, address, body] of scenarios) {
-      const list = results.get(name) ?? [];
-      list.push(await throughput(address, body));
-      results.set(name, list);
+  const base: ServerOptions = { authority: emulator.url };
+  const specs: Record<string, ServerOptions> = {
+    default: base,
+    auditOff: { ...base, audit: false },
+    noCache: { ...base, tokenCache: false },
+    peer: { ...base, peer: { caBundleFile } },
+    workers: { ...base, workers: WORKERS },
+  };
+  const servers = new Map<string, ServerProcess>();
+  const stopAll = () => Promise.all([...servers.values()].map((s) => s.stop()));
+  try {
+    servers.set('empty', await startEmptyServer());
+    for (const [key, options] of Object.entries(specs)) servers.set(key, await startProductServer(key, productConfig(options), dir));
+
+    const token = await emulator.issueToken({ appId: DEMO.clients.reader.clientId, expiresInSeconds: 86_400 });
+    const bodies = new Map<string, string>();
+    const checked = async (server: string, request: string): Promise<void> => {
+      const spec = requests(token, pki).find((r) => r.key === request)!;
+      const message = envoyCheckRequest(spec.options);
+      if (server !== 'empty') await assertOutcome(servers.get(server)!.address, message, spec.expected, `${server}/${request}`);
+      if (!bodies.has(request)) {
+        const file = join(dir, `${request}.bin`);
+        await writeFile(file, grpcFrame(message));
+        bodies.set(request, file);
+      }
+    };
+
+    const rows: Row[] = [
+      { label: 'empty grpc-js Check handler (baseline)', server: 'empty', request: 'allow', shape: ONE_CONNECTION },
+      { label: 'allow, verified-token cache hit, audit to stdout (default)', server: 'default', request: 'allow', shape: ONE_CONNECTION },
+      { label: 'allow, verified-token cache hit, audit off', server: 'auditOff', request: 'allow', shape: ONE_CONNECTION },
+      { label: 'allow, RS256 verification every check', server: 'noCache', request: 'allow', shape: ONE_CONNECTION },
+      { label: 'deny 401, no token', server: 'default', request: 'no-token', shape: ONE_CONNECTION },
+      { label: 'deny 403, missing role', server: 'default', request: 'missing-role', shape: ONE_CONNECTION },
+      { label: 'allow, mTLS peer certificate verified every check', server: 'peer', request: 'peer-certificate', shape: ONE_CONNECTION },
+      { label: 'allow, trusted XFCC parsed every check', server: 'peer', request: 'xfcc', shape: ONE_CONNECTION },
+      { label: 'empty handler, 4 connections × 16 streams', server: 'empty', request: 'allow', shape: FOUR_CONNECTIONS },
+      { label: 'allow, cache hit, 4 connections × 16 streams', server: 'default', request: 'allow', shape: FOUR_CONNECTIONS },
+      { label: `allow, cache hit, workers=${WORKERS}, 4 connections × 16 streams`, server: 'workers', request: 'allow', shape: FOUR_CONNECTIONS },
+    ];
+    for (const row of rows) await checked(row.server, row.request);
+
+    const rates = new Map<Row, number[]>(rows.map((r) => [r, []]));
+    const paced = new Map<string, number[]>();
+    const pacedServers = ['empty', 'default'];
+    for (let round = 1; round <= ROUNDS; round++) {
+      process.stderr.write(`round ${round}/${ROUNDS}\n`);
+      for (const row of rows) {
+        rates.get(row)!.push(await saturatedRate(servers.get(row.server)!.address, bodies.get(row.request)!, row.shape, CHECKS));
+      }
+      for (const rps of PACED_RATES) {
+        for (const server of pacedServers) {
+          const samples = await pacedLatencies(servers.get(server)!.address, bodies.get('allow')!, rps, PACED_SECONDS, join(dir, 'paced.log'));
+          const key = `${server}@${rps}`;
+          paced.set(key, [...(paced.get(key) ?? []), ...samples]);
+        }
+      }
     }
-  }
-  const base = median(results.get(scenarios[0]![0]) ?? []);
-  console.log(`Check throughput, h2load, ${CHECKS} checks × ${ROUNDS} rounds, ${CONCURRENCY} streams on one connection (median of rounds)\n`);
-  console.log('scenario'.padEnd(42), 'checks/s'.padStart(10), 'vs baseline'.padStart(12));
-  for (const [name] of scenarios) {
-    const m = median(results.get(name) ?? []);
-    console.log(name.padEnd(42), m.toFixed(0).padStart(10), `${((m / base) * 100).toFixed(0)} %`.padStart(12));
-  }
 
-  baseline.close();
-  await Promise.all([cached.close(100), uncached.close(100)]);
-  await emulator.close();
-  await rm(dir, { recursive: true, force: true });
+    const memory = new Map<string, { rss: number; peak: number }>();
+    for (const [key, server] of servers) memory.set(key, await residentMemory(server.pid));
+
+    const baseline = median(rates.get(rows[0]!)!);
+    const baseline4 = median(rates.get(rows.find((r) => r.server === 'empty' && r.shape === FOUR_CONNECTIONS)!)!);
+    const throughputRows = rows.map((r) => {
+      const m = median(rates.get(r)!);
+      const against = r.shape === FOUR_CONNECTIONS ? baseline4 : baseline;
+      return [r.label, `${r.shape.connections} × ${r.shape.streams}`, m.toFixed(0), `${((m / against) * 100).toFixed(0)} %`];
+    });
+    const us = (v: number): string => `${(v / 1000).toFixed(2)} ms`;
+    const latencyRows = PACED_RATES.flatMap((rps) =>
+      pacedServers.map((server) => {
+        const sorted = [...paced.get(`${server}@${rps}`)!].sort((a, b) => a - b);
+        const label = server === 'empty' ? 'empty grpc-js Check handler' : 'allow, cache hit, audit to stdout';
+        return [`${label}, ${rps} req/s`, String(sorted.length), ...[0.5, 0.9, 0.99, 0.999].map((p) => us(percentile(sorted, p)))];
+      }),
+    );
+    const mb = (n: number): string => `${(n / 2 ** 20).toFixed(0)} MB`;
+    const names: Record<string, string> = {
+      empty: 'empty grpc-js Check handler',
+      default: 'default (cache on, audit to stdout)',
+      auditOff: 'audit off',
+      noCache: 'verified-token cache off',
+      peer: 'peer certificate + XFCC',
+      workers: `workers=${WORKERS} (all processes)`,
+    };
+    const memoryRows = [...memory].map(([key, m]) => [names[key] ?? key, mb(m.rss), mb(m.peak)]);
+    const cpu = cpus()[0]?.model ?? 'unknown CPU';
+
+    const body = [
+      `Measured by \`npm run bench\` (${new Date().toISOString().slice(0, 10)}) on ${availableParallelism()} cores (${cpu}), ` +
+        `${mb(totalmem())} RAM, Node.js ${process.version}, ${h2load}. The load generator, h2load, runs on the same cores.`,
+      '',
+      `Every server runs in its own process (\`node dist/cli.js serve\`, one worker unless the row says so); ` +
+        `audit records go to stdout, redirected to /dev/null. Each request is sent once and its answer checked before it is measured.`,
+      '',
+      `### Throughput (median of ${ROUNDS} interleaved rounds of ${CHECKS} checks, after a 1 s warm-up)`,
+      '',
+      table(['scenario', 'connections × streams', 'checks/s', 'vs empty handler'], throughputRows),
+      '',
+      'Rows with 4 connections compare with the empty handler at 4 connections.',
+      '',
+      `### Latency at a fixed rate (one connection, ${PACED_SECONDS} s per round after 1 s of warm-up, all rounds pooled)`,
+      '',
+      table(['scenario', 'samples', 'p50', 'p90', 'p99', 'p99.9'], latencyRows),
+      '',
+      '### Memory (resident set after the run)',
+      '',
+      table(['server', 'RSS', 'peak RSS'], memoryRows),
+    ].join('\n');
+    await writeSection(REPORT, 'gRPC', body);
+    console.log(body);
+  } finally {
+    await stopAll();
+    await emulator.close();
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 await main();

@@ -1,0 +1,115 @@
+/**
+ * What the benchmark measures: the servers (configurations) and the Envoy-shaped CheckRequests sent
+ * to them. Every request is first sent once through a gRPC client and its answer checked, so a
+ * scenario can never silently measure the wrong outcome.
+ */
+import { credentials } from '@grpc/grpc-js';
+import type { CheckRequestOptions } from '../src/cli/check.js';
+import { DEMO } from '../src/dev/emulator.js';
+import { createAuthorizationClient, loadAuthorizationService } from '../src/server/protos.js';
+import { CHECKOUT_SPIFFE, envoyEncode, FRONT_PROXY_SPIFFE, type TestPki } from '../test/fixtures/certs.js';
+
+export interface ServerSpec {
+  readonly key: string;
+  readonly name: string;
+  readonly config: unknown;
+}
+
+export interface ServerOptions {
+  readonly authority: string;
+  readonly audit?: boolean;
+  readonly tokenCache?: boolean;
+  readonly workers?: number;
+  /** CA bundle file and trusted front proxy for the peer-identity server. */
+  readonly peer?: { readonly caBundleFile: string };
+}
+
+const SHOP = 'spiffe://cluster.local/ns/shop/sa/*';
+
+/** The product's configuration for one server; everything not named here is the shipped default. */
+export function productConfig(o: ServerOptions): unknown {
+  return {
+    server: { listen: '127.0.0.1:0', ...(o.workers !== undefined ? { workers: o.workers } : {}) },
+    entra: {
+      authority: o.authority,
+      tenants: [DEMO.tenantId],
+      audiences: [DEMO.api.appId],
+      ...(o.tokenCache === false ? { tokenCache: { maxEntries: 0 } } : {}),
+    },
+    ...(o.peer ? { peer: { caBundleFile: o.peer.caBundleFile, xfcc: { trusted: true, proxies: [FRONT_PROXY_SPIFFE] } } } : {}),
+    rules: [
+      ...(o.peer ? [{ name: 'shop', match: { contextExtensions: { route: 'shop' } }, require: { peer: { spiffePatterns: [SHOP] }, roles: { anyOf: ['Orders.Read'] } } }] : []),
+      { name: 'orders-write', match: { contextExtensions: { policy: 'orders-write' } }, require: { roles: { anyOf: ['Orders.Write'] } } },
+      { name: 'orders-read', require: { roles: { anyOf: ['Orders.Read'] } } },
+    ],
+    telemetry: { admin: { listen: '127.0.0.1:0' }, audit: { sink: o.audit === false ? 'off' : 'stdout' } },
+  };
+}
+
+export type Expected = { readonly kind: 'allow'; readonly peer?: string } | { readonly kind: 'deny'; readonly httpStatus: string };
+
+export interface RequestSpec {
+  readonly key: string;
+  readonly options: CheckRequestOptions;
+  readonly expected: Expected;
+}
+
+/** The requests, from one reader token (holds Orders.Read only). */
+export function requests(token: string, pki: TestPki): RequestSpec[] {
+  const xfcc = [`By=${FRONT_PROXY_SPIFFE}`, `Hash=${pki.checkout.hashHex}`, `Cert="${envoyEncode(pki.checkout.certPem)}"`, `URI=${CHECKOUT_SPIFFE}`].join(';');
+  const path = '/orders/42';
+  return [
+    { key: 'allow', options: { token, path }, expected: { kind: 'allow' } },
+    { key: 'no-token', options: { path }, expected: { kind: 'deny', httpStatus: 'Unauthorized' } },
+    { key: 'missing-role', options: { token, path, contextExtensions: { policy: 'orders-write' } }, expected: { kind: 'deny', httpStatus: 'Forbidden' } },
+    {
+      key: 'peer-certificate',
+      options: { token, path, contextExtensions: { route: 'shop' }, sourcePrincipal: CHECKOUT_SPIFFE, sourceCertificate: envoyEncode(pki.checkout.certPem) },
+      expected: { kind: 'allow', peer: CHECKOUT_SPIFFE },
+    },
+    {
+      key: 'xfcc',
+      options: {
+        token,
+        path,
+        contextExtensions: { route: 'shop' },
+        sourcePrincipal: FRONT_PROXY_SPIFFE,
+        sourceCertificate: envoyEncode(pki.frontProxy.certPem),
+        headers: { 'x-forwarded-client-cert': xfcc },
+      },
+      expected: { kind: 'allow', peer: CHECKOUT_SPIFFE },
+    },
+  ];
+}
+
+/** A request body as gRPC frames it: compression flag, 4-byte length, the protobuf message. */
+export function grpcFrame(request: unknown): Buffer {
+  const message = loadAuthorizationService()['Check']!.requestSerialize(request);
+  const header = Buffer.alloc(5);
+  header.writeUInt32BE(message.length, 1);
+  return Buffer.concat([header, message]);
+}
+
+type CheckAnswer = {
+  status?: { code?: number };
+  ok_response?: { headers?: { header?: { key?: string; value?: string } }[] };
+  denied_response?: { status?: { code?: string } };
+};
+
+/** Sends `request` once and throws unless the answer is `expected`. */
+export async function assertOutcome(address: string, request: unknown, expected: Expected, what: string): Promise<void> {
+  const client = createAuthorizationClient(address, credentials.createInsecure());
+  try {
+    const answer = await new Promise<CheckAnswer>((resolve, reject) =>
+      client.Check(request, (err, res) => (err ? reject(err) : resolve((res ?? {}) as CheckAnswer))),
+    );
+    const peer = answer.ok_response?.headers?.find((h) => h.header?.key === 'x-entra-peer-principal')?.header?.value;
+    const ok =
+      expected.kind === 'allow'
+        ? (answer.status?.code ?? 0) === 0 && answer.ok_response !== undefined && (expected.peer === undefined || peer === expected.peer)
+        : answer.denied_response?.status?.code === expected.httpStatus;
+    if (!ok) throw new Error(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(answer).slice(0, 600)}`);
+  } finally {
+    client.close();
+  }
+}
