@@ -276,6 +276,11 @@ describe('token verifier', () => {
       expectDeny(await h.verifier.verify(`${head}.${forged}.${sig}`), 'token_signature_invalid');
     });
 
+    it('a truncated signature with token_signature_invalid', async () => {
+      const token = await signToken(keyA, v2UserClaims(h.time.now()));
+      expectDeny(await h.verifier.verify(token.slice(0, -8)), 'token_signature_invalid');
+    });
+
     it('an RS256 token with an empty signature with token_signature_invalid', async () => {
       const token = unsignedToken({ alg: 'RS256', kid: keyA.kid }, v2UserClaims(h.time.now()));
       expectDeny(await h.verifier.verify(token), 'token_signature_invalid');
