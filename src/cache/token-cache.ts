@@ -17,12 +17,33 @@ export interface TokenCacheSettings {
  * lifetime), keyed by the token's SHA-256 so the cache holds no token. Only successes are kept;
  * expiry is re-checked against the clock on every hit, and the cache belongs to one configuration
  * (a reload starts a new one), so a changed audience or tenant list never serves a stale answer.
+ *
+ * Checks that arrive together with the same new token (a client's burst, or every worker of a
+ * caller right after it renewed its token) share one verification instead of each running its own.
  */
 export function createCachingVerifier(inner: TokenVerifier, settings: TokenCacheSettings, now: () => number): TokenVerifier {
   if (settings.maxEntries === 0) return inner;
   // Each entry carries its deadline: exp + skew, capped by the TTL when it was stored.
   const cache = new LRUCache<string, { readonly identity: TokenIdentity; readonly until: number }>({ max: settings.maxEntries });
   const skewMs = settings.clockSkewSeconds * 1000;
+  /** Verifications under way, by token hash; an entry lives only until its verification ends. */
+  const inFlight = new Map<string, Promise<VerifyResult>>();
+
+  const verifyOnce = (key: string, token: string, t: number): Promise<VerifyResult> => {
+    let pending = inFlight.get(key);
+    if (pending !== undefined) return pending;
+    pending = inner.verify(token).then((result) => {
+      if (result.ok) {
+        const until = Math.min(t + settings.ttlSeconds * 1000, result.identity.expiresAt * 1000 + skewMs);
+        cache.set(key, { identity: result.identity, until });
+      }
+      return result;
+    });
+    inFlight.set(key, pending);
+    const settled = (): void => void inFlight.delete(key);
+    pending.then(settled, settled);
+    return pending;
+  };
 
   return {
     async verify(token): Promise<VerifyResult> {
@@ -31,12 +52,7 @@ export function createCachingVerifier(inner: TokenVerifier, settings: TokenCache
       const hit = cache.get(key);
       if (hit !== undefined && t <= hit.until) return { ok: true, identity: hit.identity, cacheHit: true };
       if (hit !== undefined) cache.delete(key);
-      const result = await inner.verify(token);
-      if (result.ok) {
-        const until = Math.min(t + settings.ttlSeconds * 1000, result.identity.expiresAt * 1000 + skewMs);
-        cache.set(key, { identity: result.identity, until });
-      }
-      return { ...result, cacheHit: false };
+      return { ...(await verifyOnce(key, token, t)), cacheHit: false };
     },
   };
 }

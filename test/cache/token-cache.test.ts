@@ -72,3 +72,53 @@ describe('verified-token cache', () => {
     expect(inner.calls).toBe(2);
   });
 });
+
+describe('verifications of the same new token arriving together', () => {
+  const settings = { maxEntries: 100, ttlSeconds: 300, clockSkewSeconds: 60 };
+
+  /** A verifier whose answers wait until `release()` is called. */
+  function gatedVerifier(result: VerifyResult): TokenVerifier & { calls: number; release(): void } {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const v = {
+      calls: 0,
+      release: () => open(),
+      async verify(): Promise<VerifyResult> {
+        v.calls++;
+        await gate;
+        return result;
+      },
+    };
+    return v;
+  }
+
+  it('share one verification and all get its answer', async () => {
+    const inner = gatedVerifier({ ok: true, identity: identity(T0 / 1000 + 3600) });
+    const cached = createCachingVerifier(inner, settings, () => T0);
+    const answers = Promise.all([cached.verify('tok'), cached.verify('tok'), cached.verify('tok')]);
+    inner.release();
+    const results = await answers;
+    expect(inner.calls).toBe(1);
+    for (const r of results) expect(r).toMatchObject({ ok: true, cacheHit: false, identity: { oid: 'o' } });
+  });
+
+  it('share a failed verification too, and the next check verifies again', async () => {
+    const inner = gatedVerifier({ ok: false, reason: 'token_signature_invalid', detail: 'bad' });
+    const cached = createCachingVerifier(inner, settings, () => T0);
+    const answers = Promise.all([cached.verify('tok'), cached.verify('tok')]);
+    inner.release();
+    for (const r of await answers) expect(r).toMatchObject({ ok: false, reason: 'token_signature_invalid' });
+    expect(inner.calls).toBe(1);
+    await cached.verify('tok');
+    expect(inner.calls).toBe(2);
+  });
+
+  it('are not shared between different tokens', async () => {
+    const inner = gatedVerifier({ ok: true, identity: identity(T0 / 1000 + 3600) });
+    const cached = createCachingVerifier(inner, settings, () => T0);
+    const answers = Promise.all([cached.verify('one'), cached.verify('two')]);
+    inner.release();
+    await answers;
+    expect(inner.calls).toBe(2);
+  });
+});
