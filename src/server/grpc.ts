@@ -12,7 +12,7 @@ import { normalizeCheckRequest } from '../core/request.js';
 import type { ResponsePlan } from '../core/response.js';
 import type { Runtime } from '../runtime/compose.js';
 import type { Logger } from '../telemetry/logger.js';
-import { toCheckResponse } from './check-response.js';
+import { createCheckResponseEncoder, type CheckResponseEncoder } from './check-response.js';
 import { loadAuthorizationService } from './protos.js';
 import type { ListenerOptions, RunningListener } from './listener.js';
 import { createTlsListener, type TlsListener } from './tls.js';
@@ -26,17 +26,17 @@ const LAST_RESORT_DENY = Object.freeze({
   denied_response: { status: { code: internal.httpStatus }, headers: [], body: '' },
 });
 
-/** Sends one plan as Check's answer: an allow or deny CheckResponse, or UNAVAILABLE. */
-function reply(plan: ResponsePlan, callback: sendUnaryData<unknown>): void {
-  if (plan.kind === 'unavailable') callback({ code: status.UNAVAILABLE, details: plan.message });
-  else callback(null, toCheckResponse(plan));
-}
-
 /**
  * The Check handler. Catches everything: grpc-js never sees an exception, and a failure anywhere
- * answers with a deny.
+ * answers with a deny. Answers are encoded by `responses` (reused per caller, see
+ * check-response.ts) and handed to grpc-js as bytes.
  */
-export function createCheckHandler(runtime: Pick<Runtime, 'current'>, log: Logger) {
+export function createCheckHandler(runtime: Pick<Runtime, 'current'>, log: Logger, responses: CheckResponseEncoder) {
+  /** Sends one plan as Check's answer: an allow or deny CheckResponse, or UNAVAILABLE. */
+  const reply = (plan: ResponsePlan, callback: sendUnaryData<unknown>): void => {
+    if (plan.kind === 'unavailable') callback({ code: status.UNAVAILABLE, details: plan.message });
+    else callback(null, responses.encode(plan));
+  };
   return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>): void => {
     const failed = (err: unknown): void => {
       log.error({ error: err instanceof Error ? err.name : typeof err }, 'Check answer could not be built; denied');
@@ -92,7 +92,9 @@ export async function startGrpcServer(runtime: Pick<Runtime, 'current' | 'isServ
   }
 
   const server = new Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
-  server.addService(loadAuthorizationService(), { Check: createCheckHandler(runtime, log) });
+  const service = loadAuthorizationService();
+  const responses = createCheckResponseEncoder((message) => service['Check']!.responseSerialize(message));
+  server.addService(service, { Check: createCheckHandler(runtime, log, responses) });
   health.addToServer(server);
   let port: number;
   try {

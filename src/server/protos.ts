@@ -47,7 +47,8 @@ function loadAuthorization(): AuthorizationClientConstructor {
  * The envoy.service.auth.v3.Authorization service definition, loaded once at start-up. Its Check
  * request decoder never throws: bytes that are not a CheckRequest become `UNDECODABLE_REQUEST`,
  * which the decision flow denies with `request_malformed` like any other unreadable request,
- * instead of grpc-js failing the call.
+ * instead of grpc-js failing the call. A response that is already encoded (a Buffer, see
+ * check-response.ts) is sent as it is.
  */
 export function loadAuthorizationService(): ServiceDefinition {
   const service = loadAuthorization().service;
@@ -60,7 +61,8 @@ export function loadAuthorizationService(): ServiceDefinition {
       return UNDECODABLE_REQUEST;
     }
   };
-  return { ...service, Check: { ...check, requestDeserialize } };
+  const responseSerialize = (value: unknown): Buffer => (Buffer.isBuffer(value) ? value : check.responseSerialize(value));
+  return { ...service, Check: { ...check, requestDeserialize, responseSerialize } };
 }
 
 /** A client for Authorization/Check (the `check` command and the tests play Envoy with it). */
