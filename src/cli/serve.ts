@@ -20,6 +20,8 @@ export async function startService(config: Config, log: Logger): Promise<{ app: 
       return { ready: false, detail: problems.length > 0 ? { keys: problems } : 'signing keys not loaded, or shutting down' };
     },
     onWarning: (message) => log.warn(message),
+    onAuditOverflow: (maxBufferBytes, target) =>
+      log.error({ target, maxBufferBytes }, 'audit records are being dropped: the audit buffer is full (telemetry.audit.maxBufferBytes)'),
   });
   try {
     app = await startApp(config, { log, telemetry });

@@ -28,6 +28,16 @@ export const auditSchema = z
     sampleAllows: z.number().min(0).max(1).default(1),
     /** Record `[redacted]` instead of the query string (it often carries secrets such as codes). */
     redactQuery: z.boolean().default(true),
+    /**
+     * Most bytes of audit records held in memory while stdout or the file is slower than the
+     * checks; beyond that records are dropped (counted in /metrics, reported once in the log).
+     */
+    maxBufferBytes: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .max(1024 * 1024 * 1024)
+      .default(16 * 1024 * 1024),
   })
   .superRefine((audit, ctx) => {
     if (audit.sink === 'file' && audit.file === undefined) {

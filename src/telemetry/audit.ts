@@ -234,7 +234,21 @@ export interface AuditSinkOptions {
   readonly onDrop?: (n: number) => void;
   /** Most bytes buffered in memory while the disk or pipe is slow; beyond that records are dropped. */
   readonly maxBufferBytes?: number;
+  /**
+   * Called once (per sink, and again after `reopen()`) when the buffer first overflows and records
+   * start being dropped. Default: one line on stderr.
+   */
+  readonly onOverflow?: (maxBufferBytes: number, target: string) => void;
 }
+
+/** Default bound on buffered audit bytes. */
+export const DEFAULT_AUDIT_BUFFER_BYTES = 16 * 1024 * 1024;
+/**
+ * Lines are gathered up to this many bytes (or for at most FLUSH_INTERVAL_MS) and written together:
+ * one write per batch instead of one per decision.
+ */
+const BATCH_BYTES = 8 * 1024;
+const FLUSH_INTERVAL_MS = 100;
 
 export interface AuditSinkStats {
   /** Records handed to the destination. */
@@ -262,6 +276,13 @@ export interface AuditSink {
   readonly stats: AuditSinkStats;
 }
 
+function defaultOnOverflow(maxBufferBytes: number, target: string): void {
+  process.stderr.write(
+    `entra-authz: audit records to ${target} are being DROPPED: more than ${maxBufferBytes} bytes are waiting to be written ` +
+      '(telemetry.audit.maxBufferBytes). Checks continue; entra_authz_audit_records_dropped_total counts the loss.\n',
+  );
+}
+
 function defaultOnError(err: Error, target: string): void {
   process.stderr.write(
     `entra-authz: AUDIT LOG FAILURE: cannot write audit records to ${target}: ${err.message}. ` +
@@ -277,7 +298,8 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
   const random = options.random ?? Math.random;
   const onError = options.onError ?? defaultOnError;
   const onDrop = options.onDrop;
-  const maxBufferBytes = options.maxBufferBytes ?? 16 * 1024 * 1024;
+  const onOverflow = options.onOverflow ?? defaultOnOverflow;
+  const maxBufferBytes = options.maxBufferBytes ?? DEFAULT_AUDIT_BUFFER_BYTES;
   const sink = options.sink;
 
   const stats = { written: 0, dropped: 0, sampledOut: 0 };
@@ -378,9 +400,21 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
   }
 
   // stdout or a file, through pino's asynchronous destination (sonic-boom): lines are buffered and
-  // written with fs.write off the check's path; a full pipe or slow disk makes the buffer grow up
-  // to maxBufferBytes, then records are dropped rather than blocking or exhausting memory.
+  // written with fs.write off the check's path, in batches; a full pipe or slow disk makes the
+  // buffer grow up to maxBufferBytes, then records are dropped rather than blocking or exhausting
+  // memory.
   const dest: string | number = sink === 'stdout' ? 1 : sink.file;
+  let overflowReported = false;
+  /** The buffer is full (the caller counts the drop): reported once. */
+  const overflowed = (): void => {
+    if (overflowReported) return;
+    overflowReported = true;
+    try {
+      onOverflow(maxBufferBytes, target);
+    } catch {
+      // Reporting must not fail a check.
+    }
+  };
 
   let stream: Destination;
   let failed = false;
@@ -399,7 +433,14 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
   };
 
   const open = (): Destination => {
-    const s = pino.destination({ dest, sync: false, minLength: 0, maxLength: maxBufferBytes, mkdir: false, append: true });
+    const s = pino.destination({
+      dest,
+      sync: false,
+      minLength: Math.min(BATCH_BYTES, maxBufferBytes - 1),
+      maxLength: maxBufferBytes,
+      mkdir: false,
+      append: true,
+    });
     // Without an 'error' listener an unwritable file would crash the process.
     s.on('error', (err: Error) => {
       // pino flushes async destinations synchronously at process exit; on a destination that
@@ -429,7 +470,10 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
   const put = (line: string): boolean => {
     droppedInWrite = false;
     stream.write(line);
-    if (droppedInWrite) return false;
+    if (droppedInWrite) {
+      overflowed();
+      return false;
+    }
     queued += Buffer.byteLength(line);
     return true;
   };
@@ -438,16 +482,32 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
     report(err);
   };
 
+  /** Writes what is gathered now; never throws (a failed stream has reported itself already). */
+  const writeBatch = (): void => {
+    if (failed || closed || flushed >= queued) return;
+    try {
+      stream.flush();
+    } catch {
+      // Not open, or destroyed: its 'error' event settles waiters and counts the loss.
+    }
+  };
+  // Not sonic-boom's own periodicFlush: its timer throws, uncaught, on a stream that never opened.
+  const batchTimer = setInterval(writeBatch, FLUSH_INTERVAL_MS);
+  batchTimer.unref();
+
   return {
     enabled: true,
     write: (record) => writeWith(record, !failed && !closed, put, fail),
     flush() {
       if (failed || closed || flushed >= queued) return Promise.resolve();
+      // Write the batch now rather than at the next tick of the timer.
+      writeBatch();
       return new Promise<void>((resolve) => waiters.push(resolve));
     },
     async close() {
       if (closed) return;
       await this.flush();
+      clearInterval(batchTimer);
       closed = true;
       settle();
       if (failed) return;
@@ -463,6 +523,7 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
       });
     },
     reopen() {
+      overflowReported = false;
       if (closed || sink === 'stdout') return;
       if (failed) {
         // Start over with a fresh destination: the failed one may never become ready.

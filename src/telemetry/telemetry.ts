@@ -37,6 +37,8 @@ export interface StartTelemetryOptions {
   readonly onWarning?: (message: string) => void;
   /** Audit sink failures; default: one loud line on stderr per error code. */
   readonly onAuditError?: (err: Error, target: string) => void;
+  /** The audit buffer overflowed and records are being dropped; once per sink. Default: a line on stderr. */
+  readonly onAuditOverflow?: (maxBufferBytes: number, target: string) => void;
   /** Tests: extra span processors, another audit target, clocks, randomness. */
   readonly spanProcessors?: readonly SpanProcessor[];
   readonly auditTarget?: AuditSinkTarget;
@@ -105,7 +107,9 @@ export async function startTelemetry(options: StartTelemetryOptions): Promise<Te
       sampleAllows: audit.sampleAllows,
       random: options.random,
       onError: options.onAuditError,
+      onOverflow: options.onAuditOverflow,
       onDrop: (n) => metrics.auditDropped(n),
+      maxBufferBytes: audit.maxBufferBytes,
     });
   let audit = makeSink(auditConfig, options.auditTarget);
 
@@ -168,9 +172,9 @@ export async function startTelemetry(options: StartTelemetryOptions): Promise<Te
     },
     async setAuditConfig(next) {
       const sameTarget = JSON.stringify(auditTarget(next)) === JSON.stringify(auditTarget(auditConfig));
-      const sameRate = next.sampleAllows === auditConfig.sampleAllows;
+      const sameSink = next.sampleAllows === auditConfig.sampleAllows && next.maxBufferBytes === auditConfig.maxBufferBytes;
       auditConfig = next;
-      if (options.auditTarget !== undefined || (sameTarget && sameRate)) return;
+      if (options.auditTarget !== undefined || (sameTarget && sameSink)) return;
       const old = audit;
       audit = makeSink(next);
       await old.close();

@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   REDACTED,
   buildAuditRecord,
@@ -239,6 +239,21 @@ describe('audit sink', () => {
       ['dec-deny-1', 'deny'],
     ]);
     expect(sink.stats).toEqual({ written: 2, dropped: 0, sampledOut: 0 });
+  });
+
+  it('writes gathered lines within a tenth of a second without being asked to flush', async () => {
+    const file = join(tempDir(), 'audit.log');
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const sink = track(createAuditSink({ sink: { file }, sampleAllows: 1 }));
+      await vi.waitFor(() => expect(readFileSync(file, 'utf8')).toBe(''));
+      sink.write(buildAuditRecord(input()));
+      expect(readFileSync(file, 'utf8')).toBe('');
+      vi.advanceTimersByTime(100);
+      await vi.waitFor(() => expect(lines(readFileSync(file, 'utf8'))).toHaveLength(1));
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('appends to an existing file and reopens it after rotation', async () => {

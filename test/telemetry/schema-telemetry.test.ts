@@ -6,7 +6,7 @@ const issues = (data: unknown) =>
 
 describe('telemetry config section', () => {
   it('defaults everything when the section is absent or empty', () => {
-    const expected = { admin: { listen: '0.0.0.0:9090' }, audit: { sink: 'stdout', sampleAllows: 1, redactQuery: true } };
+    const expected = { admin: { listen: '0.0.0.0:9090' }, audit: { sink: 'stdout', sampleAllows: 1, redactQuery: true, maxBufferBytes: 16 * 1024 * 1024 } };
     expect(telemetrySectionSchema.parse(undefined)).toEqual(expected);
     expect(telemetrySchema.parse({})).toEqual(expected);
     expect(telemetrySchema.parse({ audit: {} })).toEqual(expected);
@@ -16,11 +16,11 @@ describe('telemetry config section', () => {
     expect(
       telemetrySchema.parse({
         admin: { listen: '[::]:9464' },
-        audit: { sink: 'file', file: '/var/log/entra-authz/audit.log', sampleAllows: 0.05, redactQuery: false },
+        audit: { sink: 'file', file: '/var/log/entra-authz/audit.log', sampleAllows: 0.05, redactQuery: false, maxBufferBytes: 1048576 },
       }),
     ).toEqual({
       admin: { listen: '[::]:9464' },
-      audit: { sink: 'file', file: '/var/log/entra-authz/audit.log', sampleAllows: 0.05, redactQuery: false },
+      audit: { sink: 'file', file: '/var/log/entra-authz/audit.log', sampleAllows: 0.05, redactQuery: false, maxBufferBytes: 1048576 },
     });
   });
 
@@ -35,5 +35,10 @@ describe('telemetry config section', () => {
     const found = issues({ admin: { listen: '9090' }, audit: { sink: 'syslog', sampleAllows: 2, redactQuerry: true }, tracing: {} });
     expect(found.map((i) => i.path).sort()).toEqual(['', 'admin.listen', 'audit', 'audit.sampleAllows', 'audit.sink']);
     expect(issues({ admin: { listen: '0.0.0.0:99999' } })).toEqual([{ path: 'admin.listen', message: 'port must be at most 65535' }]);
+  });
+
+  it('refuses an audit buffer bound below 64 KiB or above 1 GiB', () => {
+    expect(issues({ audit: { maxBufferBytes: 1024 } }).map((i) => i.path)).toEqual(['audit.maxBufferBytes']);
+    expect(issues({ audit: { maxBufferBytes: 2 * 1024 ** 3 } }).map((i) => i.path)).toEqual(['audit.maxBufferBytes']);
   });
 });

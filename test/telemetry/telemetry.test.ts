@@ -92,6 +92,32 @@ describe('telemetry composition', () => {
     expect((await httpGet(`${telemetry.admin.url}/readyz`)).status).toBe(200);
   });
 
+  it('drops audit records beyond telemetry.audit.maxBufferBytes, reports it once and counts them in /metrics', async () => {
+    const file = join(tempDir(), 'audit.log');
+    const overflows: number[] = [];
+    const telemetry = await startTelemetry({
+      config: telemetrySchema.parse({ admin: { listen: '127.0.0.1:0' }, audit: { sink: 'file', file, maxBufferBytes: 64 * 1024 } }),
+      env: {},
+      serviceName: 'entra-authz',
+      isReady: () => true,
+      processMetrics: false,
+      onAuditOverflow: (max) => overflows.push(max),
+    });
+    started.push(telemetry);
+    // Far more than 64 KiB in one go: the disk cannot take it before the buffer fills.
+    for (let i = 0; i < 500; i++) {
+      telemetry.recordDecision({ span: telemetry.checks.startCheckFrom(new Map()), durationMs: 0.2, outcome: { decision: deny(), request: undefined, outcomes: [] } });
+    }
+    await telemetry.audit.flush();
+    const { written, dropped } = telemetry.audit.stats;
+    expect(dropped).toBeGreaterThan(0);
+    expect(written + dropped).toBe(500);
+    expect(overflows).toEqual([64 * 1024]);
+    expect(readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditRecord)).toHaveLength(written);
+    const metrics = parsePrometheus((await httpGet(`${telemetry.admin.url}/metrics`)).body);
+    expect(findSample(metrics, METRIC.auditDropped)?.value).toBe(dropped);
+  });
+
   it('switches the audit sink on a reloaded configuration and counts records dropped by a failing sink', async () => {
     const dir = tempDir();
     const first = join(dir, 'first.log');
@@ -100,7 +126,7 @@ describe('telemetry composition', () => {
     telemetry.recordDecision({ span, durationMs: 0.2, outcome: { decision: allow(), request: undefined, outcomes: [], tokenCacheHit: true } });
 
     const second = join(dir, 'second.log');
-    await telemetry.setAuditConfig({ sink: 'file', file: second, sampleAllows: 1, redactQuery: false });
+    await telemetry.setAuditConfig({ sink: 'file', file: second, sampleAllows: 1, redactQuery: false, maxBufferBytes: 16 * 1024 * 1024 });
     telemetry.recordDecision({ span: telemetry.checks.startCheckFrom(new Map()), durationMs: 0.2, outcome: { decision: deny(), request: undefined, outcomes: [], tokenCacheHit: false } });
     await telemetry.audit.flush();
     expect(readFileSync(first, 'utf8').split('\n').filter(Boolean)).toHaveLength(1);
