@@ -1,3 +1,7 @@
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import { runPrimary } from '../cluster/primary.js';
+import { runWorker } from '../cluster/worker.js';
 import { ConfigError, parseConfig, readConfigText } from '../config/load.js';
 import { createConfigWatcher } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
@@ -42,9 +46,15 @@ export async function startService(config: Config, log: Logger): Promise<{ app: 
 }
 
 export async function runServe(configPath: string): Promise<number> {
+  // A worker forked by the primary below: it gets its configuration from the primary.
+  if (cluster.isWorker) return runWorker({ configPath, serviceName: SERVICE_NAME, log: createLogger().child({ worker: cluster.worker?.id }) });
   const text = await readConfigText(configPath);
   const config = parseConfig(text, configPath);
   const log = createLogger();
+  const workers = config.server.workers ?? availableParallelism();
+  if (workers > 1) {
+    return runPrimary({ configPath, config, text, workers, serviceName: SERVICE_NAME, log, untilSignalled: (stop) => untilSignalled(log, stop) });
+  }
   const { app, telemetry, stop } = await startService(config, log);
 
   // Hot reload on file change and SIGHUP: validated first, an invalid file keeps the running config.

@@ -265,6 +265,11 @@ export const configSchema = z.strictObject({
           tls: tlsListenerSchema.optional(),
         })
         .optional(),
+      /**
+       * Processes serving the gRPC listener (node:cluster); absent means one per available core,
+       * 1 keeps everything in one process. Changes take effect at the next start.
+       */
+      workers: z.number().int().min(1).max(256).optional(),
     })
     .default({ listen: '0.0.0.0:9001', shutdownGraceSeconds: 10, maxHeaderBytes: 256 * 1024, checkDeadlineMs: 300 }),
 

@@ -15,6 +15,8 @@ export interface RunningApp {
   isServing(): boolean;
   /** Why signing keys keep the server from serving (empty when they do not), for /readyz. */
   keyProblems(): readonly string[];
+  /** Called whenever `isServing()` may have changed. */
+  onServingChange(listener: () => void): void;
   /** Stops accepting, lets in-flight checks finish within the grace period, then closes. */
   close(graceMs?: number): Promise<void>;
   /** Installs a new, already validated configuration (see `Runtime.reload`). */
@@ -48,6 +50,7 @@ export async function startApp(config: Config, deps: AppDeps): Promise<RunningAp
     httpAddress: http?.address,
     isServing: runtime.isServing,
     keyProblems: runtime.keyProblems,
+    onServingChange: runtime.onServingChange,
     async reload(next) {
       const { listen, http: httpConfig } = runtime.current().config.server;
       if (next.server.listen !== listen) {

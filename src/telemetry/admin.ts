@@ -20,7 +20,8 @@ export interface AdminServerOptions {
   readonly listen: string;
   /** Asked on every /readyz request; a throw counts as not ready. */
   readonly isReady: () => boolean | Readiness;
-  readonly registry: Registry;
+  /** What /metrics serves: a prom-client registry, or the aggregate of several processes. */
+  readonly registry: Pick<Registry, 'metrics' | 'contentType'>;
 }
 
 export interface AdminServer {

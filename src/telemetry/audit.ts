@@ -267,6 +267,12 @@ export interface AuditSink {
    * the line is queued and written asynchronously. Returns whether the record was queued.
    */
   write(record: AuditRecord): boolean;
+  /**
+   * Writes lines already serialised (and sampled) elsewhere — a worker process's records — as they
+   * are, in one piece, so lines from different workers never interleave. `lines` holds `records`
+   * complete lines. Returns whether they were queued (else they are counted as dropped).
+   */
+  writeLines(lines: string, records: number): boolean;
   /** Resolves once every queued line has been written (or the sink has failed). Never rejects. */
   flush(): Promise<void>;
   /** Flushes and closes the destination. Never rejects. */
@@ -316,10 +322,10 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
       // Reporting must not fail a check either.
     }
   };
-  const drop = (): void => {
-    stats.dropped++;
+  const drop = (n = 1): void => {
+    stats.dropped += n;
     try {
-      onDrop?.(1);
+      onDrop?.(n);
     } catch {
       // ignore
     }
@@ -335,36 +341,41 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
   };
 
   /**
-   * What every target does with a record: sample, refuse while the target is unusable, serialize,
-   * count. `put` writes one line and returns false when the target dropped it; a throw is a failure.
+   * What every target does with lines: refuse while the target is unusable, count. `put` writes
+   * and returns false when the target dropped them; a throw is a failure.
    */
+  const writeLinesWith = (lines: () => string, records: number, usable: boolean, put: (text: string) => boolean, fail: (err: Error) => void): boolean => {
+    if (!usable) {
+      drop(records);
+      return false;
+    }
+    try {
+      if (!put(lines())) {
+        drop(records);
+        return false;
+      }
+      stats.written += records;
+      return true;
+    } catch (err) {
+      fail(err instanceof Error ? err : new Error(String(err)));
+      drop(records);
+      return false;
+    }
+  };
+  /** And with a record: sampled first, serialized once. */
   const writeWith = (record: AuditRecord, usable: boolean, put: (line: string) => boolean, fail: (err: Error) => void): boolean => {
     if (sampledOut(record)) {
       stats.sampledOut++;
       return false;
     }
-    if (!usable) {
-      drop();
-      return false;
-    }
-    try {
-      if (!put(serializeAuditRecord(record))) {
-        drop();
-        return false;
-      }
-      stats.written++;
-      return true;
-    } catch (err) {
-      fail(err instanceof Error ? err : new Error(String(err)));
-      drop();
-      return false;
-    }
+    return writeLinesWith(() => serializeAuditRecord(record), 1, usable, put, fail);
   };
 
   if (sink === 'off') {
     return {
       enabled: false,
       write: () => false,
+      writeLines: () => false,
       flush: () => Promise.resolve(),
       close: () => Promise.resolve(),
       reopen: () => undefined,
@@ -387,6 +398,7 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
     return {
       enabled: true,
       write: (record) => writeWith(record, !failed, put, fail),
+      writeLines: (lines, records) => writeLinesWith(() => lines, records, !failed, put, fail),
       flush: () => Promise.resolve(),
       close: () => Promise.resolve(),
       reopen: () => {
@@ -498,6 +510,7 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
   return {
     enabled: true,
     write: (record) => writeWith(record, !failed && !closed, put, fail),
+    writeLines: (lines, records) => writeLinesWith(() => lines, records, !failed && !closed, put, fail),
     flush() {
       if (failed || closed || flushed >= queued) return Promise.resolve();
       // Write the batch now rather than at the next tick of the timer.

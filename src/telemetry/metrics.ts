@@ -35,6 +35,7 @@ export const METRIC = {
   configReloads: 'entra_authz_config_reloads_total',
   configLastReloadSuccess: 'entra_authz_config_last_reload_success_timestamp_seconds',
   auditDropped: 'entra_authz_audit_records_dropped_total',
+  workerRestarts: 'entra_authz_worker_restarts_total',
 } as const;
 
 /** What was fetched: the OpenID discovery document or the JWKS. */
@@ -93,6 +94,8 @@ export interface Metrics {
   configReload(result: ConfigReloadResult): void;
   /** Audit records dropped because the sink was failing or its buffer was full. */
   auditDropped(n?: number): void;
+  /** A worker process (`server.workers` > 1) died and was replaced. */
+  workerRestarted(): void;
 }
 
 export function createMetrics(options: MetricsOptions = {}): Metrics {
@@ -171,6 +174,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     help: 'Signing keys currently loaded, by tenant and token version.',
     labelNames: ['tenant', 'version'] as const,
     registers,
+    // Across worker processes every worker holds the same keys: not a sum.
+    aggregator: 'max',
     collect() {
       perKeySet(this, (set) => this.labels({ tenant: set.tenant, version: set.version }).set(set.keyCount));
     },
@@ -209,10 +214,16 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     name: METRIC.configLastReloadSuccess,
     help: 'Unix time of the last successful configuration load or reload.',
     registers,
+    aggregator: 'max',
   });
   const auditDropped = new Counter({
     name: METRIC.auditDropped,
     help: 'Audit records dropped because the audit sink failed or its buffer was full.',
+    registers,
+  });
+  const workerRestarts = new Counter({
+    name: METRIC.workerRestarts,
+    help: 'Worker processes that died and were replaced (server.workers > 1).',
     registers,
   });
 
@@ -268,6 +279,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     auditDropped(n = 1) {
       if (n > 0) auditDropped.inc(n);
+    },
+    workerRestarted() {
+      workerRestarts.inc();
     },
   };
 }

@@ -41,7 +41,12 @@ export interface StartTelemetryOptions {
   readonly onAuditOverflow?: (maxBufferBytes: number, target: string) => void;
   /** Tests: extra span processors, another audit target, clocks, randomness. */
   readonly spanProcessors?: readonly SpanProcessor[];
+  /** Where audit lines go instead of the configured sink (tests; a worker process forwarding to its primary). */
   readonly auditTarget?: AuditSinkTarget;
+  /** False in a worker process: its primary serves the admin endpoints for all workers. Default true. */
+  readonly serveAdmin?: boolean;
+  /** What /metrics serves instead of this process's registry (a primary: the aggregate of its workers). */
+  readonly metricsEndpoint?: AdminServerOptions['registry'];
   readonly processMetrics?: boolean;
   readonly now?: () => Date;
   readonly random?: () => number;
@@ -68,6 +73,7 @@ export interface Telemetry {
   /** The key store's `fetch`, each request a `keys.fetch` span (see `Tracing.traceKeyFetches`). */
   readonly traceKeyFetches: Tracing['traceKeyFetches'];
   readonly metrics: Metrics;
+  /** The admin endpoints (`url` is empty where `serveAdmin` is false). */
   readonly admin: AdminServer;
   /** The current audit sink (replaced by `setAuditConfig`). */
   readonly audit: AuditSink;
@@ -113,9 +119,11 @@ export async function startTelemetry(options: StartTelemetryOptions): Promise<Te
     });
   let audit = makeSink(auditConfig, options.auditTarget);
 
-  let admin: AdminServer;
+  let admin: AdminServer = { url: '', close: () => Promise.resolve() };
   try {
-    admin = await startAdminServer({ listen: options.config.admin.listen, isReady: options.isReady, registry: metrics.registry });
+    if (options.serveAdmin ?? true) {
+      admin = await startAdminServer({ listen: options.config.admin.listen, isReady: options.isReady, registry: options.metricsEndpoint ?? metrics.registry });
+    }
   } catch (err) {
     await Promise.all([audit.close(), tracing.shutdown()]);
     throw err;
@@ -174,9 +182,9 @@ export async function startTelemetry(options: StartTelemetryOptions): Promise<Te
       const sameTarget = JSON.stringify(auditTarget(next)) === JSON.stringify(auditTarget(auditConfig));
       const sameSink = next.sampleAllows === auditConfig.sampleAllows && next.maxBufferBytes === auditConfig.maxBufferBytes;
       auditConfig = next;
-      if (options.auditTarget !== undefined || (sameTarget && sameSink)) return;
+      if (sameTarget && sameSink) return;
       const old = audit;
-      audit = makeSink(next);
+      audit = makeSink(next, options.auditTarget);
       await old.close();
     },
     shutdown: () =>

@@ -30,6 +30,7 @@ const settings: ResponseSettings = {
   removeTokenHeader: false,
   realm: 'orders-api',
   authorizationUri: 'https://login.microsoftonline.com/tenant/oauth2/authorize',
+  stripHeaders: { names: [], prefixes: [] },
 };
 
 function identity(oid: string, roles: string[]): TokenIdentity {
