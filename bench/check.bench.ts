@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   const caBundleFile = join(dir, 'client-ca.pem');
   await writeFile(caBundleFile, pki.ca.certPem);
 
-  const base: ServerOptions = { authority: emulator.url };
+  const base: ServerOptions = { authority: emulator.url, workers: 1 };
   const specs: Record<string, ServerOptions> = {
     default: base,
     auditOff: { ...base, audit: false },
