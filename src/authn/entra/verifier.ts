@@ -8,7 +8,7 @@
  * one synchronous RS256 verification with node:crypto — several times faster than WebCrypto's
  * asynchronous verify, which queues every call on the thread pool. `verify` never throws.
  */
-import { createHash, KeyObject, verify as verifySignature } from 'node:crypto';
+import { KeyObject, verify as verifySignature } from 'node:crypto';
 import type { CryptoKey } from 'jose';
 import type { EntraConfig } from '../../config/schema.js';
 import type { TokenIdentity } from '../../core/identity.js';
