@@ -276,9 +276,11 @@ describe('token verifier', () => {
       expectDeny(await h.verifier.verify(`${head}.${forged}.${sig}`), 'token_signature_invalid');
     });
 
-    it('a truncated signature with token_signature_invalid', async () => {
+    it('a signature too short for the key with token_signature_invalid', async () => {
       const token = await signToken(keyA, v2UserClaims(h.time.now()));
-      expectDeny(await h.verifier.verify(token.slice(0, -8)), 'token_signature_invalid');
+      const [head, payload, sig] = token.split('.') as [string, string, string];
+      const short = Buffer.from(sig, 'base64url').subarray(0, 192).toString('base64url');
+      expectDeny(await h.verifier.verify(`${head}.${payload}.${short}`), 'token_signature_invalid');
     });
 
     it('an RS256 token with an empty signature with token_signature_invalid', async () => {
