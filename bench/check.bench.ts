@@ -8,7 +8,7 @@
  *   BENCH_CHECKS=50000 BENCH_ROUNDS=5 BENCH_PACED_SECONDS=15 BENCH_WORKERS=4 npm run bench
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envoyCheckRequest } from '../src/cli/check.js';
@@ -42,6 +42,7 @@ interface Row {
 
 async function main(): Promise<void> {
   const h2load = await requireH2load();
+  const loadAtStart = loadavg()[0] ?? 0;
   process.stderr.write('compiling the servers…\n');
   await buildServers();
   const dir = await mkdtemp(join(tmpdir(), 'entra-authz-bench-'));
@@ -141,7 +142,8 @@ async function main(): Promise<void> {
 
     const body = [
       `Measured by \`npm run bench\` (${new Date().toISOString().slice(0, 10)}) on ${availableParallelism()} cores (${cpu}), ` +
-        `${mb(totalmem())} RAM, Node.js ${process.version}, ${h2load}. The load generator, h2load, runs on the same cores.`,
+        `${mb(totalmem())} RAM, Node.js ${process.version}, ${h2load}. The load generator, h2load, runs on the same cores; ` +
+        `the 1-minute load average was ${loadAtStart.toFixed(1)} when the run started (other work on the machine lowers every figure alike).`,
       '',
       `Every server runs in its own process (\`node dist/cli.js serve\`, one worker unless the row says so); ` +
         `audit records go to stdout, redirected to /dev/null. Each request is sent once and its answer checked before it is measured.`,

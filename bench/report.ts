@@ -4,7 +4,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 
-const TITLE = '# Benchmark';
+const TITLE = '# Benchmarks';
 
 /** Replaces the `## {heading}` section of `file` (up to the next `## ` heading) with `body`, or appends it. */
 export async function writeSection(file: string, heading: string, body: string): Promise<void> {

@@ -136,7 +136,9 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
   let lastDeath = 0;
   cluster.on('exit', (worker, code, signal) => {
     serving.delete(worker.id);
-    if (shuttingDown) return;
+    // A clean exit is a drain someone asked for (systemd signals the whole control group, a
+    // terminal the whole process group): the primary is about to stop as well.
+    if (shuttingDown || (code === 0 && signal === null)) return;
     telemetry.metrics.workerRestarted();
     log.error({ worker: worker.id, pid: worker.process.pid, code, signal }, 'worker exited; starting a replacement');
     const now = Date.now();

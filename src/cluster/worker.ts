@@ -37,7 +37,7 @@ export function runWorker(options: WorkerOptions): Promise<number> {
     let forwarder: ReturnType<typeof createAuditForwarder> | undefined;
     let stopping: Promise<void> | undefined;
 
-    const stop = (): Promise<void> =>
+    const stop = (code = 0): Promise<void> =>
       (stopping ??= (async () => {
         try {
           await app?.close();
@@ -46,7 +46,7 @@ export function runWorker(options: WorkerOptions): Promise<number> {
         } finally {
           // The IPC channel would keep the process alive.
           if (process.connected) process.disconnect();
-          resolve(0);
+          resolve(code);
         }
       })());
     process.on('SIGTERM', () => void stop());
@@ -93,7 +93,8 @@ export function runWorker(options: WorkerOptions): Promise<number> {
               send({ type: 'entra-authz:reloaded', id: m.id, error: err instanceof Error ? err.message : String(err) });
               if (app === undefined) {
                 log.error({ err: err instanceof Error ? err.message : String(err) }, 'worker could not start');
-                void stop();
+                // Not a clean exit: the primary replaces the worker (at most once a second).
+                void stop(1);
               }
             },
           );
