@@ -85,7 +85,6 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
 
   const telemetry = await startTelemetry({
     config: current.config.telemetry,
-    env: process.env,
     serviceName: options.serviceName,
     isReady: ready,
     metricsEndpoint: aggregated,

@@ -97,7 +97,6 @@ describe('telemetry composition', () => {
     const overflows: number[] = [];
     const telemetry = await startTelemetry({
       config: telemetrySchema.parse({ admin: { listen: '127.0.0.1:0' }, audit: { sink: 'file', file, maxBufferBytes: 64 * 1024 } }),
-      env: {},
       serviceName: 'entra-authz',
       isReady: () => true,
       processMetrics: false,
