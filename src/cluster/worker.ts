@@ -69,7 +69,6 @@ export function runWorker(options: WorkerOptions): Promise<number> {
       });
       telemetry = await startTelemetry({
         config: config.telemetry,
-        env: process.env,
         serviceName: options.serviceName,
         isReady: () => app?.isServing() ?? false,
         serveAdmin: false,
