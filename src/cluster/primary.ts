@@ -109,7 +109,8 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     if (!isMessage<WorkerMessage>(m)) return;
     switch (m.type) {
       case 'entra-authz:started':
-        worker.send({ type: 'entra-authz:reload', id: 0, text: current.text } satisfies PrimaryMessage);
+        // A worker that comes up while the service drains is told to stop instead of to start.
+        worker.send((shuttingDown ? { type: 'entra-authz:shutdown' } : { type: 'entra-authz:reload', id: 0, text: current.text }) satisfies PrimaryMessage);
         break;
       case 'entra-authz:serving':
         serving.set(worker.id, m.serving);
@@ -181,7 +182,13 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     process.off('SIGHUP', onSighup);
     watcher.close();
     const exited = Promise.all(running().map((w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : w.once('exit', () => resolve())))));
-    for (const w of live()) w.send({ type: 'entra-authz:shutdown' } satisfies PrimaryMessage);
+    for (const w of live()) {
+      try {
+        w.send({ type: 'entra-authz:shutdown' } satisfies PrimaryMessage);
+      } catch {
+        // Its channel just closed: it is exiting already.
+      }
+    }
     // Each worker bounds its own drain by the grace period; this bounds a stuck one.
     const graceMs = current.config.server.shutdownGraceSeconds * 1000 + 5000;
     const timer = setTimeout(() => {
