@@ -122,7 +122,7 @@ export function createCheckResponseEncoder(serialize: (message: CheckResponseMes
   const slots = new Map<string, Slot>();
   const encodeFresh = (plan: AnswerPlan): Buffer => serialize(toCheckResponse(plan));
   /** The plan as JSON; every occurrence of the id is the decision id (a patchable id needs no escaping). */
-  const withId = (json: string, id: string, next: string): AnswerPlan => JSON.parse(json.split(id).join(next)) as AnswerPlan;
+  const withId = (json: string, id: string, next: string): AnswerPlan => JSON.parse(json.replaceAll(id, next)) as AnswerPlan;
 
   const buildTemplate = (json: string, id: string): Template | undefined => {
     const first = placeholder(id.length);
@@ -137,7 +137,7 @@ export function createCheckResponseEncoder(serialize: (message: CheckResponseMes
       const id = plan.metadata['decision_id'];
       if (typeof id !== 'string' || !PATCHABLE_ID.test(id)) return encodeFresh(plan);
       const json = JSON.stringify(plan);
-      const key = json.split(id).join('\u0000');
+      const key = json.replaceAll(id, '\u0000');
       const slot = slots.get(key);
       if (typeof slot === 'object' && slot.idLength === id.length) return patch(slot, id);
       if (slot === undefined) {
