@@ -32,9 +32,14 @@ let checksSent = 0;
 let configFile: string;
 let configValue: Record<string, unknown>;
 
+/** The primary's worker processes (its other children, such as a TypeScript loader's helper, excluded). */
 function workerPids(): number[] {
   try {
-    return execFileSync('pgrep', ['-P', String(server.pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+    return execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(server.pid)], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter((line) => line.includes('src/cli.ts'))
+      .map((line) => Number(line.trim().split(/\s+/, 1)[0]));
   } catch {
     return [];
   }
