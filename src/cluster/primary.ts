@@ -54,14 +54,22 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
         pending.delete(id);
         resolve(m as T);
       });
-      try {
-        worker.send(message(id));
-      } catch {
+      if (!tell(worker, message(id))) {
         clearTimeout(timer);
         pending.delete(id);
         resolve(undefined);
       }
     });
+  /** Sends to a worker unless its channel has closed (it is exiting: nothing to tell it any more). */
+  const tell = (worker: Worker, message: PrimaryMessage): boolean => {
+    if (!worker.isConnected()) return false;
+    try {
+      worker.send(message);
+      return true;
+    } catch {
+      return false;
+    }
+  };
   const live = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
   const running = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
 
@@ -110,13 +118,13 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     switch (m.type) {
       case 'entra-authz:started':
         // A worker that comes up while the service drains is told to stop instead of to start.
-        worker.send((shuttingDown ? { type: 'entra-authz:shutdown' } : { type: 'entra-authz:reload', id: 0, text: current.text }) satisfies PrimaryMessage);
+        tell(worker, shuttingDown ? { type: 'entra-authz:shutdown' } : { type: 'entra-authz:reload', id: 0, text: current.text });
         break;
       case 'entra-authz:serving':
         serving.set(worker.id, m.serving);
         break;
       case 'entra-authz:fetch':
-        answerFetch(m, sharedFetch, (reply) => worker.isConnected() && worker.send(reply));
+        answerFetch(m, sharedFetch, (reply) => void tell(worker, reply));
         break;
       case 'entra-authz:audit':
         telemetry.audit.writeLines(m.lines, m.records);
@@ -131,6 +139,8 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     const worker = cluster.fork();
     serving.set(worker.id, false);
     worker.on('message', (m: unknown) => onMessage(worker, m));
+    // A message that could not be delivered (the worker was exiting) must not crash the primary.
+    worker.on('error', (err: Error) => log.warn({ worker: worker.id, err: err.message }, 'worker channel error'));
   };
 
   let lastDeath = 0;
@@ -173,7 +183,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
   });
   const onSighup = (): void => {
     telemetry.audit.reopen();
-    for (const w of live()) w.send({ type: 'entra-authz:reload-certificates' } satisfies PrimaryMessage);
+    for (const w of live()) tell(w, { type: 'entra-authz:reload-certificates' });
   };
   process.on('SIGHUP', onSighup);
 
@@ -182,13 +192,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     process.off('SIGHUP', onSighup);
     watcher.close();
     const exited = Promise.all(running().map((w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : w.once('exit', () => resolve())))));
-    for (const w of live()) {
-      try {
-        w.send({ type: 'entra-authz:shutdown' } satisfies PrimaryMessage);
-      } catch {
-        // Its channel just closed: it is exiting already.
-      }
-    }
+    for (const w of live()) tell(w, { type: 'entra-authz:shutdown' });
     // Each worker bounds its own drain by the grace period; this bounds a stuck one.
     const graceMs = current.config.server.shutdownGraceSeconds * 1000 + 5000;
     const timer = setTimeout(() => {

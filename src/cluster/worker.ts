@@ -36,10 +36,13 @@ export function runWorker(options: WorkerOptions): Promise<number> {
     let telemetry: Telemetry | undefined;
     let forwarder: ReturnType<typeof createAuditForwarder> | undefined;
     let stopping: Promise<void> | undefined;
+    let starting: Promise<void> | undefined;
 
     const stop = (code = 0): Promise<void> =>
       (stopping ??= (async () => {
         try {
+          // A start under way finishes first, so that what it opens is closed too.
+          await starting?.catch(() => undefined);
           await app?.close();
           await telemetry?.shutdown();
           await forwarder?.flush();
@@ -85,7 +88,7 @@ export function runWorker(options: WorkerOptions): Promise<number> {
     listeners.push((m) => {
       switch (m.type) {
         case 'entra-authz:reload': {
-          const apply = app === undefined ? start(m.text) : reload(m.text);
+          const apply = app === undefined ? (starting ??= start(m.text)) : reload(m.text);
           apply.then(
             () => send({ type: 'entra-authz:reloaded', id: m.id }),
             (err: unknown) => {
