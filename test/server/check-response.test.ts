@@ -8,6 +8,7 @@ import type { TokenIdentity } from '../../src/core/identity.js';
 import { planResponse, type PeerFacts, type ResponseSettings } from '../../src/core/response.js';
 import { createCheckResponseEncoder, toCheckResponse } from '../../src/server/check-response.js';
 import { loadAuthorizationService } from '../../src/server/protos.js';
+import { tokenIdentity } from '../fixtures/identity.js';
 import { allowance, denial, startHarness, type Harness } from '../support/harness.js';
 
 const check = loadAuthorizationService()['Check']!;
@@ -34,10 +35,7 @@ const settings: ResponseSettings = {
 };
 
 function identity(oid: string, roles: string[]): TokenIdentity {
-  return {
-    version: '2.0', type: 'app', oid, sub: oid, tid: 'tid-1', appId: `app-of-${oid}`, appAuth: '1', issuer: 'iss', audience: 'aud',
-    roles, scopes: [], uti: 'u', tokenHash: `hash-of-${oid}`, expiresAt: 0, boundCertificateThumbprint: undefined,
-  };
+  return tokenIdentity({ oid, sub: oid, appId: `app-of-${oid}`, roles, tokenHash: `hash-of-${oid}` });
 }
 
 const alice = identity('alice-oid', ['Orders.Read']);
