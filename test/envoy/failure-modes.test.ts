@@ -1,6 +1,6 @@
 import { createServer, type Http2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEMO, startEntraEmulator, type EntraEmulator } from '../../src/dev/emulator.js';
 import type { Obj } from '../deploy/helpers.js';
 import { requireBinary } from '../support/external-binary.js';
@@ -101,7 +101,8 @@ describe.skipIf(envoy.skip)('through the real Envoy: when the check cannot be ma
     expect(grpc).toMatchObject({ ok: false, code: 14 });
     expect(await envoys.noKeys.stat('http.inbound.ext_authz.entra.error')).toBeGreaterThanOrEqual(1);
     expect(await envoys.noKeys.stat('http.inbound.ext_authz.entra.denied')).toBe(0);
-    expect(coldAuthz.output()).toContain('"reason":"keys_unavailable"');
+    // Audit records are written in batches (by the primary when there are workers): wait for it.
+    await vi.waitFor(() => expect(coldAuthz.output()).toContain('"reason":"keys_unavailable"'), { timeout: 3_000, interval: 50 });
   });
 
   it('lets entra-authz\'s UNAVAILABLE through, marked, when failing open (Envoy 1.40 applies failure_mode_allow to it)', async () => {
