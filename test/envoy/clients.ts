@@ -1,7 +1,7 @@
 import { credentials, makeGenericClientConstructor, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { request as httpsRequest } from 'node:https';
 import { connect, constants } from 'node:http2';
-import type { Received } from './echo.js';
+import { echoedOf, headerMap, type HeaderMap } from '../support/echo.js';
 
 /** A client's TLS identity toward Envoy's mTLS listener. */
 export interface ClientTls {
@@ -66,7 +66,7 @@ export function http2(port: number, tls: ClientTls, opts: { method?: string; pat
 }
 
 export type GrpcAnswer =
-  | { readonly ok: true; readonly upstream: Received }
+  | { readonly ok: true; readonly upstream: HeaderMap }
   | { readonly ok: false; readonly code: number; readonly details: string; readonly metadata: Readonly<Record<string, string>> };
 
 const GenericClient = makeGenericClientConstructor({}, 'Envoy');
@@ -94,7 +94,7 @@ export function grpcCall(port: number, tls: ClientTls, method: string, metadata:
       (err: ServiceError | null, value?: Buffer) => {
         client.close();
         if (err) resolve({ ok: false, code: err.code, details: err.details, metadata: flatten(err.metadata.getMap() as Record<string, string>) });
-        else resolve({ ok: true, upstream: JSON.parse(String(value)) as Received });
+        else resolve({ ok: true, upstream: headerMap(echoedOf(value ?? Buffer.alloc(0))) });
       },
     );
   });

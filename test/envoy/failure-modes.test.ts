@@ -7,7 +7,8 @@ import { requireBinary } from '../support/external-binary.js';
 import { grpcCall, http1, type ClientTls } from './clients.js';
 import { startEntraAuthz, type RunningEntraAuthz, type RunningEnvoy } from './processes.js';
 import { httpFilterConfig } from './render.js';
-import { closedPort, composeAuthzConfig, startStack, type EnvoyStack } from './stack.js';
+import { freePort } from '../support/processes.js';
+import { composeAuthzConfig, startStack, type EnvoyStack } from './stack.js';
 
 /**
  * What an operator meets when the check itself cannot be made, with the shipped sidecar config
@@ -51,7 +52,7 @@ describe.skipIf(envoy.skip)('through the real Envoy: when the check cannot be ma
     entraDown = await startEntraEmulator();
     entraDown.setAvailable(false);
     coldAuthz = await startEntraAuthz(composeAuthzConfig({ authority: entraDown.url, certDir: s.dir, tls: false }), {}, { waitForKeys: false });
-    const nothing = await closedPort();
+    const nothing = await freePort();
     [envoys.down, envoys.slow, envoys.downOpen, envoys.noKeys, envoys.noKeysOpen, envoys.upOpen] = await Promise.all([
       s.startEnvoy({ clusterPorts: { entra_authz: nothing } }),
       s.startEnvoy({ clusterPorts: { entra_authz: blackHole.port } }),

@@ -1,7 +1,7 @@
 import { createServer, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import protobuf from 'protobufjs/minimal.js';
-import { grpcFrame } from './echo.js';
+import { grpcFrame } from '../support/echo.js';
 
 /** The fields of an OTLP span the tests look at (ids as lower-case hex). */
 export interface ReceivedSpan {

@@ -1,52 +1,15 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { REPO_ROOT, type Obj } from '../deploy/helpers.js';
+import { spawnLogged, waitFor, whenReady, type LoggedProcess } from '../support/processes.js';
 
-const STARTUP_MS = 15_000;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Removes a process's temporary directory once it has stopped. */
+const removeDir = (dir: string) => (): void => rmSync(dir, { recursive: true, force: true });
 
-/** A child process whose stdout and stderr go to one file, read for assertions and errors. */
-interface Captured {
-  readonly child: ChildProcess;
-  output(): string;
-  exited(): Promise<number | null>;
-}
-
-function spawnLogged(command: string, args: string[], logFile: string, options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Captured {
-  const log = openSync(logFile, 'w');
-  const child = spawn(command, args, { ...options, stdio: ['ignore', log, log] });
-  closeSync(log);
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: () => readFileSync(logFile, 'utf8'), exited: () => exit };
-}
-
-async function stop(c: Captured): Promise<void> {
-  if (c.child.exitCode !== null || c.child.signalCode !== null) return;
-  c.child.kill('SIGTERM');
-  const timer = setTimeout(() => c.child.kill('SIGKILL'), 5_000);
-  await c.exited();
-  clearTimeout(timer);
-}
-
-async function until<T>(what: string, c: Captured, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const deadline = Date.now() + STARTUP_MS;
-  for (;;) {
-    if (c.child.exitCode !== null) throw new Error(`${what}: process exited ${c.child.exitCode}\n${c.output().slice(-4000)}`);
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not ready after ${STARTUP_MS} ms\n${c.output().slice(-4000)}`);
-    await sleep(50);
-  }
-}
-
-/**
- * Envoy with its output in `<dir>/envoy.log`. A file, not a pipe: the shipped access log writes to
- * /dev/stdout, which Envoy cannot open when stdout is a socket.
- */
-function spawnEnvoy(bin: string, args: string[], dir: string): Captured {
+/** Envoy with its output in `<dir>/envoy.log`: the shipped access log writes to /dev/stdout. */
+function spawnEnvoy(bin: string, args: string[], dir: string): LoggedProcess {
   return spawnLogged(bin, [...args, '--disable-hot-restart', '-l', 'warning'], join(dir, 'envoy.log'));
 }
 
@@ -71,8 +34,8 @@ export async function startEnvoy(bin: string, bootstrap: Obj): Promise<RunningEn
   const adminFile = join(dir, 'admin-address');
   writeFileSync(configFile, stringify(bootstrap));
   const proc = spawnEnvoy(bin, ['-c', configFile, '--admin-address-path', adminFile, '--concurrency', '1'], dir);
-  try {
-    const adminUrl = await until('envoy admin', proc, () => {
+  return whenReady(proc, removeDir(dir), async (close) => {
+    const adminUrl = await waitFor('envoy admin', proc, () => {
       try {
         const address = readFileSync(adminFile, 'utf8').trim();
         return address === '' ? undefined : `http://${address}`;
@@ -80,7 +43,7 @@ export async function startEnvoy(bin: string, bootstrap: Obj): Promise<RunningEn
         return undefined;
       }
     });
-    await until('envoy ready', proc, async () => {
+    await waitFor('envoy ready', proc, async () => {
       const r = await fetch(`${adminUrl}/ready`).catch(() => undefined);
       return r?.status === 200 ? true : undefined;
     });
@@ -101,16 +64,9 @@ export async function startEnvoy(bin: string, bootstrap: Obj): Promise<RunningEn
         return m ? Number(m[1]) : 0;
       },
       output: proc.output,
-      close: async () => {
-        await stop(proc);
-        rmSync(dir, { recursive: true, force: true });
-      },
+      close,
     };
-  } catch (err) {
-    await stop(proc);
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
+  });
 }
 
 /** Runs `envoy --mode validate` on a bootstrap; resolves with the exit code and output. */
@@ -121,7 +77,7 @@ export async function validateWithEnvoy(bin: string, bootstrap: Obj): Promise<{ 
   const proc = spawnEnvoy(bin, ['--mode', 'validate', '-c', configFile], dir);
   const code = await proc.exited();
   const output = proc.output();
-  rmSync(dir, { recursive: true, force: true });
+  removeDir(dir)();
   return { code, output };
 }
 
@@ -144,30 +100,22 @@ export async function startEntraAuthz(config: Obj, env: Record<string, string> =
   const dir = mkdtempSync(join(tmpdir(), 'entra-authz-serve-'));
   const configFile = join(dir, 'config.yaml');
   writeFileSync(configFile, stringify(config));
-  // Output to a file: audit records of a long run would otherwise pile up in this process.
   const proc = spawnLogged(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src', 'cli.ts'), 'serve', '--config', configFile], join(dir, 'entra-authz.log'), {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
   });
-  try {
-    const port = await until('entra-authz listening', proc, () => {
+  return whenReady(proc, removeDir(dir), async (close) => {
+    const port = await waitFor('entra-authz listening', proc, () => {
       const m = /"address":"[^"]*:(\d+)"[^\n]*ext_authz gRPC server listening|ext_authz gRPC server listening[^\n]*"address":"[^"]*:(\d+)"/.exec(proc.output());
       return m ? Number(m[1] ?? m[2]) : undefined;
     });
-    if (opts.waitForKeys ?? true) await until('entra-authz signing keys', proc, () => (proc.output().includes('all key sets ready') ? true : undefined));
+    if (opts.waitForKeys ?? true) await waitFor('entra-authz signing keys', proc, () => (proc.output().includes('all key sets ready') ? true : undefined));
     return {
       port,
       pid: proc.child.pid ?? 0,
       output: proc.output,
       signal: (sig) => void proc.child.kill(sig),
-      close: async () => {
-        await stop(proc);
-        rmSync(dir, { recursive: true, force: true });
-      },
+      close,
     };
-  } catch (err) {
-    await stop(proc);
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
+  });
 }

@@ -1,27 +1,21 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { parse } from 'yaml';
 import { DEMO, startEntraEmulator, type EntraEmulator } from '../../src/dev/emulator.js';
 import { obj, repoPath, type Obj } from '../deploy/helpers.js';
 import { grpcCall, type ClientTls } from './clients.js';
-import { startEchoUpstream, type EchoUpstream } from './echo.js';
 import { writeDemoPki, type DemoIdentity, type DemoPki } from './pki.js';
 import { startEntraAuthz, startEnvoy, type RunningEntraAuthz, type RunningEnvoy } from './processes.js';
 import { renderEnvoyConfig } from './render.js';
+import { startEchoUpstream, type EchoUpstream } from '../support/echo.js';
+import { freePort } from '../support/processes.js';
 
 /** The entra-authz configuration the compose stack ships, which the Envoy configs are made for. */
 const COMPOSE_CONFIG = ['deploy', 'compose', 'entra-authz.yaml'] as const;
 
 /** A port nothing listens on (bound, read, released). */
-export async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export const closedPort = freePort;
 
 /**
  * deploy/compose/entra-authz.yaml moved to loopback: the emulator as authority, port 0, the
@@ -104,18 +98,18 @@ export async function startStack(opts: StackOptions): Promise<EnvoyStack> {
     const pki = await writeDemoPki(dir);
     const emulator = await startEntraEmulator();
     cleanup.push(() => emulator.close());
-    const upstream = await startEchoUpstream();
+    const upstream = await startEchoUpstream({ http2: true });
     cleanup.push(() => upstream.close());
     const config = composeAuthzConfig({ authority: emulator.url, certDir: dir, tls: opts.file === 'envoy.yaml' });
     opts.authz?.(config);
     const authz = await startEntraAuthz(config, opts.authzEnv);
     cleanup.push(() => authz.close());
-    const otelPort = await closedPort();
+    const otelPort = await freePort();
     const extraEnvoy = async (extra: EnvoyOptions = {}): Promise<RunningEnvoy> => {
       for (let attempt = 1; ; attempt++) {
         // The sidecar's prometheus listener proxies to admin, so admin needs a port known in
         // advance; another process may take it between picking and binding: then pick again.
-        const adminPort = await closedPort();
+        const adminPort = await freePort();
         const bootstrap = renderEnvoyConfig(opts.file, {
           certDir: dir,
           adminPort,

@@ -2,7 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHttpServer, type HttpServer } from '../../src/server/http/listener.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import type { BinaryLookup } from '../support/external-binary.js';
-import { echoedHeader, freePort, startEcho, type Echoed, type EchoUpstream, type RunningProxy } from './proxies.js';
+import { echoedHeader, startEchoUpstream, type Echoed, type EchoUpstream } from '../support/echo.js';
+import { freePort } from '../support/processes.js';
+import type { RunningProxy } from './proxies.js';
 import { recordingRuntime, send } from './support.js';
 
 export interface ProxyUnderTest {
@@ -31,7 +33,7 @@ export function describeProxyContract(title: string, proxyUnderTest: ProxyUnderT
 
     beforeAll(async () => {
       authz = await startHttpServer(runtime, { listen: '127.0.0.1:0' }, { log: silentLogger(), maxHeaderBytes: 64 * 1024 });
-      echo = await startEcho();
+      echo = await startEchoUpstream();
       port = await freePort();
       proxy = await proxyUnderTest.start(proxyUnderTest.binary.path as string, { authz: authz.address, app: `127.0.0.1:${echo.port}`, port });
     });
