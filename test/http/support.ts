@@ -7,6 +7,7 @@ import { DEFAULT_REQUEST_LIMITS, type NormalizeResult } from '../../src/core/req
 import { planResponse, type ResponsePlan } from '../../src/core/response.js';
 import { responseSettings } from '../../src/runtime/compose.js';
 import type { HttpRuntime } from '../../src/server/http/handler.js';
+import { tokenIdentity } from '../fixtures/identity.js';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 
@@ -56,30 +57,8 @@ export function send(
   });
 }
 
-
-export const GOOD_IDENTITY: TokenIdentity = {
-  version: '2.0',
-  type: 'app',
-  oid: 'oid-good',
-  sub: 'oid-good',
-  tid: 'tid-good',
-  appId: 'app-good',
-  appAuth: '1',
-  issuer: 'iss',
-  audience: 'aud',
-  roles: ['Orders.Read'],
-  scopes: [],
-  groups: [],
-  groupsOverage: false,
-  directoryRoles: [],
-  authMethods: [],
-  authContexts: [],
-  claimsChallengeCapable: false,
-  uti: 'uti',
-  tokenHash: 'hash',
-  expiresAt: 0,
-  boundCertificateThumbprint: undefined,
-};
+/** The caller the good token stands for. */
+const GOOD_IDENTITY: TokenIdentity = tokenIdentity({ oid: 'oid-good', sub: 'oid-good', roles: ['Orders.Read'] });
 
 /**
  * A stand-in for the runtime that records every request view the adapter hands it, with a fixed
