@@ -1,9 +1,10 @@
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO } from '../../src/dev/emulator.js';
-import { requireBinary } from '../support/external-binary.js';
-import { grpcCall, http1, http2, type ClientTls } from './clients.js';
 import { echoedOf, headerMap } from '../support/echo.js';
+import { requireBinary } from '../support/external-binary.js';
+import { waitUntil } from '../support/wait.js';
+import { grpcCall, http1, http2, type ClientTls } from './clients.js';
 import { startStack, type EnvoyStack } from './stack.js';
 
 /**
@@ -239,14 +240,14 @@ describe.skipIf(envoy.skip)('through the real Envoy: front proxy (envoy/envoy.ya
           done += answers.length;
         }
       })();
-      await waitFor(() => done >= 8);
+      await waitUntil(() => done >= 8, 'calls before the reload');
       const fresh = await s.pki.reissue('entra-authz');
       s.authz.signal('SIGHUP');
-      await waitFor(() => s.authz.output().includes('TLS material reloaded'));
+      await waitUntil(() => s.authz.output().includes('TLS material reloaded'), 'the TLS reload');
       // New connections (Envoy's after a reconnect, or anyone's) get the new certificate.
       expect(await servedFingerprint(s.authz.port, s.tlsAs('envoy'))).toBe(fresh.hashHex);
       const atReload = done;
-      await waitFor(() => done >= atReload + 8);
+      await waitUntil(() => done >= atReload + 8, 'calls after the reload');
       rotating = false;
       await load;
       expect(failures).toBe(0);
@@ -254,14 +255,6 @@ describe.skipIf(envoy.skip)('through the real Envoy: front proxy (envoy/envoy.ya
     });
   });
 });
-
-async function waitFor(check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** The SHA-256 (hex) of the certificate a TLS server presents, seen as a client would. */
 function servedFingerprint(port: number, tls: ClientTls): Promise<string> {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO } from '../../src/dev/emulator.js';
 import { requireBinary } from '../support/external-binary.js';
+import { waitUntil } from '../support/wait.js';
 import { grpcCall, type ClientTls } from './clients.js';
 import { startOtlpReceiver, type OtlpReceiver } from './otlp.js';
 import { startStack, type EnvoyStack } from './stack.js';
@@ -10,14 +11,6 @@ import { startStack, type EnvoyStack } from './stack.js';
  * entra-authz on plain HTTP/2 as that layout runs it, tracing to an in-test OTLP receiver.
  */
 const envoy = requireBinary('envoy');
-
-const waitFor = async (check: () => boolean, ms = 15_000): Promise<void> => {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
 
 describe.skipIf(envoy.skip)('through the real Envoy: sidecar (envoy/sidecar.yaml)', () => {
   let s: EnvoyStack;
@@ -86,7 +79,7 @@ describe.skipIf(envoy.skip)('through the real Envoy: sidecar (envoy/sidecar.yaml
       const checks = inTrace.filter((x) => x.service === 'entra-authz' && x.name.endsWith('/Check'));
       return checks.length > 0 && checks.every((c) => ids.has(c.parentSpanId));
     };
-    await waitFor(checkParentsArrived, 12_000).catch(() => undefined);
+    await waitUntil(checkParentsArrived, 'every Check span parent', 12_000).catch(() => undefined);
     const inTrace = otlp.spans.filter((x) => x.traceId === traceId);
     const envoySpans = inTrace.filter((x) => x.service !== 'entra-authz');
     // Envoy continues the client's trace: its request span is the client span's child, and its
