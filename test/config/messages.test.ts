@@ -1,20 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../../src/config/load.js';
 import { closest } from '../../src/config/suggest.js';
+import { configProblems as problems } from '../fixtures/config-problems.js';
 
 const TENANT = '11111111-1111-4111-8111-111111111111';
 const RULES = 'rules:\n  - name: a\n';
-
-/** The problems (path: message) `validate` prints for this YAML; [] when it loads. */
-function problems(yaml: string): string[] {
-  try {
-    parseConfig(yaml, 't.yaml', { env: {} });
-    return [];
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    return err.problems.map((p) => `${p.path}: ${p.message}`);
-  }
-}
 
 describe('configuration problems in plain words', () => {
   it('points at a mistyped key and suggests the key that was meant', () => {

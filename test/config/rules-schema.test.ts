@@ -1,19 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/load.js';
+import { configProblems } from '../fixtures/config-problems.js';
 
 const TENANT = '11111111-1111-4111-8111-111111111111';
 const HEAD = `entra:\n  tenants: [${TENANT}]\n  audiences: [api://orders]\n`;
 
 /** The problems (path: message) of a config with these rules; [] when it loads. */
-function problems(rulesYaml: string, extra = ''): string[] {
-  try {
-    parseConfig(`${HEAD}${extra}rules:\n${rulesYaml}`, 't.yaml', { env: {} });
-    return [];
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    return err.problems.map((p) => `${p.path}: ${p.message}`);
-  }
-}
+const problems = (rulesYaml: string, extra = ''): string[] => configProblems(`${HEAD}${extra}rules:\n${rulesYaml}`);
 
 describe('rules are refused at load, each problem with its path', () => {
   it.each([

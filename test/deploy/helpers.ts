@@ -3,9 +3,10 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
-import { ConfigError, validateConfig } from '../../src/config/load.js';
+import { validateConfig } from '../../src/config/load.js';
 import { tlsListenerSchema } from '../../src/config/schema-mtls.js';
 import { telemetrySchema } from '../../src/config/schema-telemetry.js';
+import { problemLines } from '../fixtures/config-problems.js';
 import { REPO_ROOT } from './envoy-shape.js';
 
 export { REPO_ROOT };
@@ -84,22 +85,18 @@ export function runGenCerts(env: Record<string, string> = {}, dir?: string): { d
  * are held to the real rules either way.
  */
 export function entraAuthzConfigProblems(doc: Obj): string[] {
-  const format = (e: unknown): string[] => {
-    if (e instanceof ConfigError) return e.problems.map((p) => `${p.path}: ${p.message}`);
-    throw e;
-  };
   try {
     validateConfig(doc);
     return [];
   } catch (e) {
-    format(e); // rethrows anything that is not a ConfigError
+    problemLines(e); // rethrows anything that is not a ConfigError
     const { telemetry, ...rest } = doc;
     const { tls, ...server } = obj(rest['server']);
     const problems: string[] = [];
     try {
       validateConfig({ ...rest, server });
     } catch (e2) {
-      problems.push(...format(e2));
+      problems.push(...problemLines(e2));
     }
     if (tls !== undefined) {
       const r = tlsListenerSchema.safeParse(tls);

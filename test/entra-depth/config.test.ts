@@ -1,23 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/load.js';
 import { compilePolicy } from '../../src/policy/compile.js';
+import { configProblems } from '../fixtures/config-problems.js';
 
 const TENANT = '11111111-1111-4111-8111-111111111111';
 const GROUP = '0f8e2d1c-0000-4000-8000-00000000aaaa';
 
-function load(requireYaml: string) {
-  return parseConfig(`entra:\n  tenants: [${TENANT}]\n  audiences: [api://orders]\nrules:\n  - name: r\n    require: ${requireYaml}\n`, 't.yaml', { env: {} });
-}
-
-function problems(requireYaml: string): string[] {
-  try {
-    load(requireYaml);
-    return [];
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    return err.problems.map((p) => `${p.path}: ${p.message}`);
-  }
-}
+/** A config with one rule requiring `requireYaml`. */
+const withRequirement = (requireYaml: string): string =>
+  `entra:\n  tenants: [${TENANT}]\n  audiences: [api://orders]\nrules:\n  - name: r\n    require: ${requireYaml}\n`;
+const load = (requireYaml: string) => parseConfig(withRequirement(requireYaml), 't.yaml', { env: {} });
+const problems = (requireYaml: string): string[] => configProblems(withRequirement(requireYaml));
 
 describe('group, directory role, client authentication, MFA and authentication context requirements in config', () => {
   it('accepts group ids bare or with a label, and shows the label in the requirement', () => {
