@@ -1,13 +1,12 @@
 import { createServer, type Http2Server } from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEMO, startEntraEmulator, type EntraEmulator } from '../../src/dev/emulator.js';
 import type { Obj } from '../deploy/helpers.js';
 import { requireBinary } from '../support/external-binary.js';
+import { freePort, listenOnLoopback } from '../support/loopback.js';
 import { grpcCall, http1, type ClientTls } from './clients.js';
 import { startEntraAuthz, type RunningEntraAuthz, type RunningEnvoy } from './processes.js';
 import { httpFilterConfig } from './render.js';
-import { freePort } from '../support/processes.js';
 import { composeAuthzConfig, startStack, type EnvoyStack } from './stack.js';
 
 /**
@@ -28,8 +27,7 @@ const failOpen = (bootstrap: Obj): void => {
 async function startBlackHole(): Promise<{ server: Http2Server; port: number }> {
   const server = createServer();
   server.on('stream', (stream) => stream.on('error', () => undefined));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, port: (server.address() as AddressInfo).port };
+  return { server, port: await listenOnLoopback(server) };
 }
 
 describe.skipIf(envoy.skip)('through the real Envoy: when the check cannot be made (envoy/sidecar.yaml)', () => {

@@ -1,7 +1,7 @@
 import { createServer, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import protobuf from 'protobufjs/minimal.js';
 import { grpcFrame } from '../support/echo.js';
+import { listenOnLoopback } from '../support/loopback.js';
 
 /** The fields of an OTLP span the tests look at (ids as lower-case hex). */
 export interface ReceivedSpan {
@@ -84,9 +84,8 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       stream.end(grpcFrame(Buffer.alloc(0)));
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
-    port: (server.address() as AddressInfo).port,
+    port: await listenOnLoopback(server),
     spans,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

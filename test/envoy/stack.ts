@@ -9,7 +9,7 @@ import { writeDemoPki, type DemoIdentity, type DemoPki } from './pki.js';
 import { startEntraAuthz, startEnvoy, type RunningEntraAuthz, type RunningEnvoy } from './processes.js';
 import { renderEnvoyConfig } from './render.js';
 import { startEchoUpstream, type EchoUpstream } from '../support/echo.js';
-import { freePort } from '../support/processes.js';
+import { freePort } from '../support/loopback.js';
 
 /** The entra-authz configuration the compose stack ships, which the Envoy configs are made for. */
 const COMPOSE_CONFIG = ['deploy', 'compose', 'entra-authz.yaml'] as const;

@@ -2,7 +2,7 @@ import { expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { requireBinary } from '../support/external-binary.js';
 import { describeProxyContract, type ProxyUnderTest } from './proxy-contract.js';
-import { freePort } from '../support/processes.js';
+import { freePort } from '../support/loopback.js';
 import { runProxy, shippedConfig } from './proxies.js';
 
 const envoy = requireBinary('envoy');

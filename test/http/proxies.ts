@@ -1,7 +1,8 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { canConnect, spawnLogged, waitFor, whenReady } from '../support/processes.js';
+import { canConnect } from '../support/loopback.js';
+import { spawnLogged, waitFor, whenReady } from '../support/processes.js';
 
 export interface RunningProxy {
   readonly url: string;

@@ -3,7 +3,7 @@ import { startHttpServer, type HttpServer } from '../../src/server/http/listener
 import { silentLogger } from '../../src/telemetry/logger.js';
 import type { BinaryLookup } from '../support/external-binary.js';
 import { echoedHeader, startEchoUpstream, type Echoed, type EchoUpstream } from '../support/echo.js';
-import { freePort } from '../support/processes.js';
+import { freePort } from '../support/loopback.js';
 import type { RunningProxy } from './proxies.js';
 import { recordingRuntime, send } from './support.js';
 

@@ -1,6 +1,6 @@
 import { createServer as createHttp1Server, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from './loopback.js';
 
 /** What the echo upstream received: method, URL and every header as sent (lower-case names, repeats kept). */
 export interface Echoed {
@@ -53,9 +53,8 @@ export async function startEchoUpstream(options: { http2?: boolean } = {}): Prom
     });
   };
   const server = options.http2 ? createHttp2Server(answer) : createHttp1Server(answer);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
-    port: (server.address() as AddressInfo).port,
+    port: await listenOnLoopback(server),
     received,
     close: () =>
       new Promise<void>((resolve) => {

@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { connect, createServer, type AddressInfo } from 'node:net';
 
 const STARTUP_MS = 15_000;
 const STOP_GRACE_MS = 5_000;
@@ -64,25 +63,4 @@ export async function whenReady<T>(proc: LoggedProcess, cleanup: () => Promise<v
     await close();
     throw err;
   }
-}
-
-/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
-export function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-/** A free loopback port for a program that cannot report the one it bound (small race, loopback only). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
