@@ -2,25 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { Decision } from '../../src/core/decision.js';
 import { FOREIGN_IDENTITY_HEADERS, headerStripping, planResponse, type ResponseSettings } from '../../src/core/response.js';
 import { tokenIdentity } from '../fixtures/identity.js';
+import { RESPONSE_SETTINGS } from '../fixtures/response-settings.js';
 
-const settings: ResponseSettings = {
-  identityHeaders: {
-    oid: 'x-entra-oid',
-    tid: 'x-entra-tid',
-    appId: 'x-entra-app-id',
-    roles: 'x-entra-roles',
-    scopes: 'x-entra-scopes',
-    tokenType: 'x-entra-token-type',
-    decisionId: 'x-entra-decision-id',
-    peerPrincipal: 'x-entra-peer-principal',
-    peerFingerprint: 'x-entra-peer-fingerprint',
-  },
-  tokenHeader: 'authorization',
-  removeTokenHeader: false,
-  realm: 'orders-api',
-  authorizationUri: 'https://login.microsoftonline.com/tenant/oauth2/authorize',
-  stripHeaders: { names: [], prefixes: [] },
-};
+const settings = RESPONSE_SETTINGS;
 
 const identity = tokenIdentity({ oid: 'oid-1', tid: 'tid-1', appId: 'app-1' });
 

@@ -9,30 +9,14 @@ import { planResponse, type PeerFacts, type ResponseSettings } from '../../src/c
 import { createCheckResponseEncoder, toCheckResponse } from '../../src/server/check-response.js';
 import { loadAuthorizationService } from '../../src/server/protos.js';
 import { tokenIdentity } from '../fixtures/identity.js';
+import { RESPONSE_SETTINGS } from '../fixtures/response-settings.js';
 import { allowance, denial, startHarness, type Harness } from '../support/harness.js';
 
 const check = loadAuthorizationService()['Check']!;
 const serialize = (message: unknown): Buffer => check.responseSerialize(message);
 const decode = (bytes: Buffer): Record<string, unknown> => check.responseDeserialize(bytes) as Record<string, unknown>;
 
-const settings: ResponseSettings = {
-  identityHeaders: {
-    oid: 'x-entra-oid',
-    tid: 'x-entra-tid',
-    appId: 'x-entra-app-id',
-    roles: 'x-entra-roles',
-    scopes: 'x-entra-scopes',
-    tokenType: 'x-entra-token-type',
-    decisionId: 'x-entra-decision-id',
-    peerPrincipal: 'x-entra-peer-principal',
-    peerFingerprint: 'x-entra-peer-fingerprint',
-  },
-  tokenHeader: 'authorization',
-  removeTokenHeader: false,
-  realm: 'orders-api',
-  authorizationUri: 'https://login.microsoftonline.com/tenant/oauth2/authorize',
-  stripHeaders: { names: [], prefixes: [] },
-};
+const settings = RESPONSE_SETTINGS;
 
 function identity(oid: string, roles: string[]): TokenIdentity {
   return tokenIdentity({ oid, sub: oid, appId: `app-of-${oid}`, roles, tokenHash: `hash-of-${oid}` });
