@@ -1,9 +1,8 @@
 import { connect as tlsConnect } from 'node:tls';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEMO } from '../../src/dev/emulator.js';
 import { echoedOf, headerMap } from '../support/echo.js';
 import { requireBinary } from '../support/external-binary.js';
-import { waitUntil } from '../support/wait.js';
 import { grpcCall, http1, http2, type ClientTls } from './clients.js';
 import { startStack, type EnvoyStack } from './stack.js';
 
@@ -14,6 +13,8 @@ import { startStack, type EnvoyStack } from './stack.js';
  */
 const envoy = requireBinary('envoy');
 const GET_ORDER = '/demo.orders.v1.Orders/GetOrder';
+/** How long one step of the certificate rotation may take. */
+const WAIT = { timeout: 10_000, interval: 25 };
 const IDENTITY_HEADERS = [
   'x-entra-oid',
   'x-entra-tid',
@@ -240,14 +241,14 @@ describe.skipIf(envoy.skip)('through the real Envoy: front proxy (envoy/envoy.ya
           done += answers.length;
         }
       })();
-      await waitUntil(() => done >= 8, 'calls before the reload');
+      await vi.waitFor(() => expect(done).toBeGreaterThanOrEqual(8), WAIT);
       const fresh = await s.pki.reissue('entra-authz');
       s.authz.signal('SIGHUP');
-      await waitUntil(() => s.authz.output().includes('TLS material reloaded'), 'the TLS reload');
+      await vi.waitFor(() => expect(s.authz.output()).toContain('TLS material reloaded'), WAIT);
       // New connections (Envoy's after a reconnect, or anyone's) get the new certificate.
       expect(await servedFingerprint(s.authz.port, s.tlsAs('envoy'))).toBe(fresh.hashHex);
       const atReload = done;
-      await waitUntil(() => done >= atReload + 8, 'calls after the reload');
+      await vi.waitFor(() => expect(done).toBeGreaterThanOrEqual(atReload + 8), WAIT);
       rotating = false;
       await load;
       expect(failures).toBe(0);

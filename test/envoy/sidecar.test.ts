@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEMO } from '../../src/dev/emulator.js';
 import { requireBinary } from '../support/external-binary.js';
-import { waitUntil } from '../support/wait.js';
 import { grpcCall, type ClientTls } from './clients.js';
 import { startOtlpReceiver, type OtlpReceiver } from './otlp.js';
 import { startStack, type EnvoyStack } from './stack.js';
@@ -79,7 +78,7 @@ describe.skipIf(envoy.skip)('through the real Envoy: sidecar (envoy/sidecar.yaml
       const checks = inTrace.filter((x) => x.service === 'entra-authz' && x.name.endsWith('/Check'));
       return checks.length > 0 && checks.every((c) => ids.has(c.parentSpanId));
     };
-    await waitUntil(checkParentsArrived, 'every Check span parent', 12_000).catch(() => undefined);
+    await vi.waitFor(() => expect(checkParentsArrived()).toBe(true), { timeout: 12_000, interval: 50 }).catch(() => undefined);
     const inTrace = otlp.spans.filter((x) => x.traceId === traceId);
     const envoySpans = inTrace.filter((x) => x.service !== 'entra-authz');
     // Envoy continues the client's trace: its request span is the client span's child, and its
