@@ -306,6 +306,20 @@ export const configSchema = z.strictObject({
      * tokens with app-specific keys, fetched with `?appid=` on the metadata URL.
      */
     signingKeysAppId: z.string().regex(GUID, 'expected the API app registration\'s client id (a GUID)').transform((t) => t.toLowerCase()).optional(),
+    /**
+     * Azure AD B2C: keys and issuer come from each user flow's own metadata, and a token must name
+     * one of these flows (`tfp` or `acr`). `tenants` then holds the B2C tenant id alone.
+     */
+    b2c: z
+      .strictObject({
+        /** The tenant in metadata URLs: its domain (`contoso.onmicrosoft.com`); default: the tenant id. */
+        tenant: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/i, 'expected the B2C tenant domain, e.g. contoso.onmicrosoft.com').transform((t) => t.toLowerCase()).optional(),
+        /** Accepted user flows or custom policies; B2C compares their names case-insensitively. */
+        userFlows: z
+          .array(z.string().regex(/^b2c_1a?_[a-z0-9_-]+$/i, 'expected a user flow name such as B2C_1_signupsignin'))
+          .min(1),
+      })
+      .optional(),
     /** Group membership from Microsoft Graph for tokens with group overage (see docs/entra.md). */
     graph: graphSchema.optional(),
     /**
@@ -339,6 +353,11 @@ export const configSchema = z.strictObject({
       })
       .default({ ttlSeconds: 86_400, refreshIntervalSeconds: 3600, unknownKidCooldownSeconds: 300, fetchTimeoutMs: 2000, maxJwksFetchesPerMinute: 30 }),
   })
+    .superRefine((entra, ctx) => {
+      if (entra.b2c === undefined) return;
+      if (entra.tenants.length !== 1) ctx.addIssue({ code: 'custom', path: ['tenants'], message: 'with b2c, list the B2C tenant id alone' });
+      if (entra.authority === undefined) ctx.addIssue({ code: 'custom', path: ['authority'], message: 'with b2c, set the B2C host, e.g. https://contoso.b2clogin.com' });
+    })
     // The cloud fills in what is not given: the authority and the Graph host always name one cloud.
     .transform(({ graph, ...entra }) => ({
       ...entra,

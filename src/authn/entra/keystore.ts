@@ -2,7 +2,8 @@
  * Signing keys per tenant and token version, discovered from Entra's OpenID metadata: the refresh
  * state machine. Fetching and parsing the documents is `documents.ts`; URLs come from `urls.ts`.
  *
- * One key set exists for each configured tenant × accepted token version. Each set holds the
+ * One key set exists for each configured tenant × accepted token version (for Azure AD B2C: for
+ * each configured user flow, whose metadata names its own keys and issuer). Each set holds the
  * exact issuer its metadata publishes and the RSA keys of its JWKS, imported once when the set is
  * loaded so that the request path never imports a key. Sets are refreshed in the background, on
  * demand when a token names a key the set does not hold (rate-limited by a cooldown per set and a
@@ -29,7 +30,7 @@ import {
 } from './documents.js';
 import { createFetchBudget } from './fetch-budget.js';
 import { createEntraHttpClient } from './http.js';
-import { entraUrl, TENANT_ID_TEMPLATE, type TokenVersion } from './urls.js';
+import { b2cUrl, entraUrl, TENANT_ID_TEMPLATE, type TokenVersion } from './urls.js';
 
 export { TENANT_ID_TEMPLATE, type TokenVersion, type KeyLookup };
 
@@ -96,6 +97,8 @@ export interface KeyStoreDeps {
 export interface KeySetStats {
   readonly tenant: string;
   readonly version: TokenVersion;
+  /** The B2C user flow of the set, if any. */
+  readonly userFlow: string | undefined;
   /** Usable keys currently held. */
   readonly keyCount: number;
   readonly expectedIssuer: string | undefined;
@@ -133,9 +136,10 @@ export interface KeyStore {
   readiness(): KeyStoreReadiness;
   /** Called with the new value whenever readiness flips. Returns an unsubscribe function. */
   onReadyChange(cb: (ready: boolean) => void): () => void;
-  resolveKey(tenant: string, version: TokenVersion, lookup: KeyLookup): Promise<KeyResolution>;
-  /** The exact issuer of a tenant × version, once its metadata has been loaded. Synchronous. */
-  expectedIssuer(tenant: string, version: TokenVersion): string | undefined;
+  /** `userFlow`: the B2C user flow whose key set is meant (lower-case); absent outside B2C. */
+  resolveKey(tenant: string, version: TokenVersion, lookup: KeyLookup, userFlow?: string): Promise<KeyResolution>;
+  /** The exact issuer of a tenant × version (× B2C user flow), once its metadata has been loaded. Synchronous. */
+  expectedIssuer(tenant: string, version: TokenVersion, userFlow?: string): string | undefined;
   stats(): KeySetStats[];
 }
 
@@ -152,6 +156,9 @@ const WATCHDOG_FACTOR = 2;
 interface KeySet {
   readonly tenant: string;
   readonly version: TokenVersion;
+  /** B2C user flow, lower-case (the set's identity), and as configured (its URL). */
+  readonly userFlow: string | undefined;
+  readonly flowPath: string | undefined;
   readonly label: string;
   meta: Metadata | undefined;
   keys: LoadedKeys | undefined;
@@ -180,8 +187,20 @@ const defaultSchedule = (fn: () => Promise<void>, ms: number): (() => void) => {
   return () => clearTimeout(t);
 };
 
-function setKey(tenant: string, version: TokenVersion): string {
-  return `${tenant}|${version}`;
+function setKey(tenant: string, version: TokenVersion, userFlow: string | undefined): string {
+  return `${tenant}|${version}|${userFlow ?? ''}`;
+}
+
+/** The sets a configuration calls for: tenant × version, or the B2C tenant's user flows (v2.0). */
+function setsOf(config: EntraConfig): { tenant: string; version: TokenVersion; userFlow: string | undefined; label: string; flowPath: string | undefined }[] {
+  if (config.b2c !== undefined) {
+    const tenant = config.tenants[0] ?? '';
+    // Names compare case-insensitively; URLs keep the configured spelling, which B2C echoes in a `tfp` issuer.
+    return config.b2c.userFlows.map((flow) => ({ tenant, version: '2.0' as const, userFlow: flow.toLowerCase(), flowPath: flow, label: `B2C tenant ${tenant} user flow ${flow}` }));
+  }
+  return config.tenants.flatMap((tenant) =>
+    config.tokenVersions.map((version) => ({ tenant, version, userFlow: undefined, flowPath: undefined, label: `tenant ${tenant} v${version}` })),
+  );
 }
 
 function describe(want: KeyLookup): string {
@@ -219,31 +238,31 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
   const stopController = new AbortController();
 
   const sets = new Map<string, KeySet>();
-  for (const tenant of config.tenants) {
-    for (const version of config.tokenVersions) {
-      const id = setKey(tenant, version);
-      if (sets.has(id)) continue;
-      sets.set(id, {
-        tenant,
-        version,
-        label: `tenant ${tenant} v${version}`,
-        meta: undefined,
-        keys: undefined,
-        lastSuccessAt: undefined,
-        consecutiveFailures: 0,
-        lastError: undefined,
-        inflight: undefined,
-        generation: 0,
-        appliedGeneration: 0,
-        lastMissRefreshAt: undefined,
-        cancelTimer: undefined,
-        cancelWatchdog: undefined,
-        abandonedRefreshes: 0,
-        refreshStuck: false,
-        refreshesOverBudget: 0,
-        fetches: { discovery: { ok: 0, error: 0 }, jwks: { ok: 0, error: 0 } },
-      });
-    }
+  for (const { tenant, version, userFlow, flowPath, label } of setsOf(config)) {
+    const id = setKey(tenant, version, userFlow);
+    if (sets.has(id)) continue;
+    sets.set(id, {
+      tenant,
+      version,
+      userFlow,
+      flowPath,
+      label,
+      meta: undefined,
+      keys: undefined,
+      lastSuccessAt: undefined,
+      consecutiveFailures: 0,
+      lastError: undefined,
+      inflight: undefined,
+      generation: 0,
+      appliedGeneration: 0,
+      lastMissRefreshAt: undefined,
+      cancelTimer: undefined,
+      cancelWatchdog: undefined,
+      abandonedRefreshes: 0,
+      refreshStuck: false,
+      refreshesOverBudget: 0,
+      fetches: { discovery: { ok: 0, error: 0 }, jwks: { ok: 0, error: 0 } },
+    });
   }
 
   let started = false;
@@ -273,7 +292,10 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
   const appIdQuery = config.signingKeysAppId === undefined ? '' : `?appid=${encodeURIComponent(config.signingKeysAppId)}`;
 
   function loadMetadata(set: KeySet, signal: AbortSignal): Promise<Metadata> {
-    const url = entraUrl(config.authority, set.tenant, 'metadata', set.version) + appIdQuery;
+    const url =
+      (set.flowPath === undefined
+        ? entraUrl(config.authority, set.tenant, 'metadata', set.version)
+        : b2cUrl(config.authority, config.b2c?.tenant ?? set.tenant, set.flowPath, 'metadata')) + appIdQuery;
     return fetchDocument(set, 'discovery', url, signal, (body) => parseMetadata(body, set.tenant, url, authorityProtocol));
   }
 
@@ -449,11 +471,11 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
     return refresh(set, 'unknown_key');
   }
 
-  async function resolveKey(tenant: string, version: TokenVersion, want: KeyLookup): Promise<KeyResolution> {
-    const set = sets.get(setKey(tenant, version));
+  async function resolveKey(tenant: string, version: TokenVersion, want: KeyLookup, userFlow?: string): Promise<KeyResolution> {
+    const set = sets.get(setKey(tenant, version, userFlow));
     if (!set) {
       // Not a configured tenant × version: a deny, never "unavailable" (which may fail open).
-      return { ok: false, reason: 'token_key_unknown', detail: `no key set for tenant ${tenant} v${version}` };
+      return { ok: false, reason: 'token_key_unknown', detail: `no key set for tenant ${tenant} v${version}${userFlow === undefined ? '' : ` user flow ${userFlow}`}` };
     }
     if (want.kid === undefined && want.x5t === undefined) {
       return { ok: false, reason: 'token_key_unknown', detail: 'token header names no key (neither kid nor x5t)' };
@@ -525,14 +547,15 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
 
     resolveKey,
 
-    expectedIssuer(tenant, version) {
-      return sets.get(setKey(tenant, version))?.meta?.issuer;
+    expectedIssuer(tenant, version, userFlow) {
+      return sets.get(setKey(tenant, version, userFlow))?.meta?.issuer;
     },
 
     stats() {
       return [...sets.values()].map((set) => ({
         tenant: set.tenant,
         version: set.version,
+        userFlow: set.userFlow,
         keyCount: set.keys?.count ?? 0,
         expectedIssuer: set.meta?.issuer,
         lastSuccessAt: set.lastSuccessAt,
