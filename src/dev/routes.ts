@@ -402,7 +402,7 @@ export function createEmulatorRoutes(deps: EmulatorRoutesDeps): RequestListener 
   function b2cRoute(tenantSegment: string, rest: string): Route | undefined {
     const b2c = deps.b2c;
     const matched = b2c === undefined ? undefined : matchB2cPath(rest);
-    if (b2c === undefined || matched === undefined) return undefined;
+    if (b2c === undefined || matched === undefined || matched.endpoint === 'authorize') return undefined;
     const tenant = tenantSegment.toLowerCase();
     const userFlow = b2c.userFlows.find((f) => f.toLowerCase() === matched.userFlow.toLowerCase());
     if ((tenant !== b2c.domain && tenant !== tenants[0]) || userFlow === undefined) return undefined;

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { createGroupResolver, type GroupResolver } from '../authn/entra/graph.js';
 import { createGraphTokenSource, loadAzureIdentity } from '../authn/entra/graph-credential.js';
 import { createKeyStore, type KeyStore } from '../authn/entra/keystore.js';
-import { entraUrl } from '../authn/entra/urls.js';
+import { b2cUrl, entraUrl } from '../authn/entra/urls.js';
 import { createTokenVerifier } from '../authn/entra/verifier.js';
 import { createPeerResolver, peerMetadata } from '../authn/mtls/index.js';
 import { createCachingVerifier } from '../cache/token-cache.js';
@@ -98,7 +98,11 @@ export function responseSettings(config: Config): ResponseSettings {
     tokenHeader: config.entra.tokenHeader,
     removeTokenHeader: config.response.removeTokenHeader,
     realm: config.response.realm,
-    authorizationUri: entraUrl(config.entra.authority, tenant, 'authorize', '1.0'),
+    // B2C has no tenant-wide authorize endpoint: sign-in goes through a user flow, the first listed.
+    authorizationUri:
+      config.entra.b2c === undefined
+        ? entraUrl(config.entra.authority, tenant, 'authorize', '1.0')
+        : b2cUrl(config.entra.authority, config.entra.b2c.tenant ?? tenant, config.entra.b2c.userFlows[0] ?? '', 'authorize'),
     dryRunHeader: config.response.dryRunHeader,
     stripHeaders: headerStripping(config.response.stripHeaders),
   };

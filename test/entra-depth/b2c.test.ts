@@ -79,6 +79,12 @@ describe('Azure AD B2C tokens through the server and the emulated b2clogin metad
     expect([d.reason, d.httpStatus]).toEqual(['token_user_flow_not_allowed', 'Unauthorized']);
   });
 
+  it('points the challenge of a request without a token at the first user flow\'s authorize endpoint', async () => {
+    const hh = await start('tenant');
+    const d = denial(await hh.check({}));
+    expect(d.headers['www-authenticate']).toContain(`authorization_uri="${hh.emulator.url}/${DOMAIN}/${SIGN_IN}/oauth2/v2.0/authorize"`);
+  });
+
   it('denies with token_claims_invalid a token that names no user flow', async () => {
     const hh = await start('tenant');
     const token = await issue(hh, SIGN_IN, { tfp: undefined });

@@ -58,11 +58,12 @@ export function entraIssuer(authority: string, tenant: string, version: TokenVer
  * Azure AD B2C serves OpenID metadata and keys per user flow (policy), below the B2C tenant named
  * by its domain (`contoso.onmicrosoft.com`) or its tenant id.
  */
-export type B2cEndpoint = 'metadata' | 'jwks';
+export type B2cEndpoint = 'metadata' | 'jwks' | 'authorize';
 
 const B2C_PATHS: Readonly<Record<B2cEndpoint, string>> = {
   metadata: 'v2.0/.well-known/openid-configuration',
   jwks: 'discovery/v2.0/keys',
+  authorize: 'oauth2/v2.0/authorize',
 };
 
 export function b2cUrl(authority: string, tenant: string, userFlow: string, endpoint: B2cEndpoint): string {
