@@ -28,7 +28,7 @@ import { NOOP_CHECK_TRACER, type CheckSpan, type GrpcMetadataMap, type HttpCheck
 import { loadPeerSettings } from './peer-settings.js';
 
 /** The parts of telemetry the runtime feeds; `Telemetry` fits. Without `traceKeyFetches`, key fetches get no spans. */
-export type RuntimeTelemetry = Pick<Telemetry, 'checks' | 'recordDecision' | 'onKeyFetch'> & Partial<Pick<Telemetry, 'traceKeyFetches'>> & {
+export type RuntimeTelemetry = Pick<Telemetry, 'checks' | 'recordDecision' | 'onKeyFetch'> & Partial<Pick<Telemetry, 'traceKeyFetches' | 'traceGraphCalls' | 'onGraphLookup'>> & {
   readonly metrics: Pick<Metrics, 'observeKeySets' | 'observeDryRun'>;
 };
 
@@ -146,8 +146,9 @@ export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<
     return createGroupResolver({
       settings: { endpoint: graph.endpoint, timeoutMs: graph.timeoutMs, cacheMaxEntries: graph.cache.maxEntries, cacheTtlSeconds: graph.cache.ttlSeconds },
       graphToken: deps.graphToken ?? createGraphTokenSource(graph, cfg.entra.authority, await loadAzureIdentity()),
-      fetch: deps.fetch ?? globalThis.fetch,
+      fetch: telemetry?.traceGraphCalls ? telemetry.traceGraphCalls(deps.fetch ?? globalThis.fetch) : (deps.fetch ?? globalThis.fetch),
       now,
+      ...(telemetry?.onGraphLookup ? { onLookup: telemetry.onGraphLookup } : {}),
     });
   };
 

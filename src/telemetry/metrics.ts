@@ -30,6 +30,7 @@ export const METRIC = {
   cacheLookups: 'entra_authz_token_cache_lookups_total',
   keyFetches: 'entra_authz_key_fetches_total',
   keyFetchDuration: 'entra_authz_key_fetch_duration_seconds',
+  graphLookups: 'entra_authz_graph_lookups_total',
   keysLoaded: 'entra_authz_keys_loaded',
   keyRefreshesAbandoned: 'entra_authz_key_refreshes_abandoned_total',
   configReloads: 'entra_authz_config_reloads_total',
@@ -55,6 +56,8 @@ export interface KeySetCount {
   readonly abandonedRefreshes?: number;
 }
 export type ConfigReloadResult = 'success' | 'failure';
+/** How a group-membership lookup for an overage token was answered (see `GroupResolverDeps.onLookup`). */
+export type GraphLookupResult = 'hit' | 'miss' | 'throttled' | 'failed';
 
 export interface MetricsOptions {
   /** Also export prom-client's process and Node.js runtime metrics (`process_*`, `nodejs_*`). Default true. */
@@ -76,6 +79,8 @@ export interface Metrics {
   decision(decision: Decision, seconds: number, mode?: CheckMode): void;
   /** One verified-token cache lookup. */
   cache(hit: boolean): void;
+  /** One group-membership lookup through Microsoft Graph, by how it was answered. */
+  graphLookup(result: GraphLookupResult): void;
   /** One discovery or JWKS fetch and how long it took (seconds). */
   keyFetch(kind: KeyFetchKind, result: KeyFetchResult, seconds: number): void;
   /** The number of signing keys currently loaded for a tenant and token version ('1.0' / '2.0'). */
@@ -148,6 +153,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     name: METRIC.keyFetches,
     help: 'Signing-key fetches from Entra by kind (discovery, jwks) and result (success, failure, timeout).',
     labelNames: ['kind', 'result'] as const,
+    registers,
+  });
+  const graphLookups = new Counter({
+    name: METRIC.graphLookups,
+    help: 'Group-membership lookups through Microsoft Graph for overage tokens, by result (hit: cache, miss: Graph answered, throttled: 429, failed).',
+    labelNames: ['result'] as const,
     registers,
   });
   const keyFetchDuration = new Histogram({
@@ -258,6 +269,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     cache(hit) {
       (hit ? cacheHit : cacheMiss).inc();
+    },
+    graphLookup(result) {
+      graphLookups.labels({ result }).inc();
     },
     keyFetch(kind, result, seconds) {
       const label = result === 'ok' ? 'success' : result === 'error' ? 'failure' : result;

@@ -73,6 +73,13 @@ describe('/metrics', () => {
     for (const name of Object.values(METRIC)) expect(res.body).toContain(`# HELP ${name} `);
   });
 
+  it('counts Graph group-membership lookups by result', async () => {
+    const { metrics, server } = await admin();
+    for (const result of ['hit', 'hit', 'miss', 'throttled', 'failed'] as const) metrics.graphLookup(result);
+    const samples = parsePrometheus((await httpGet(`${server.url}/metrics`)).body);
+    expect(['hit', 'miss', 'throttled', 'failed'].map((result) => findSample(samples, METRIC.graphLookups, { result })?.value)).toEqual([2, 1, 1, 1]);
+  });
+
   it("reads keys loaded from the key store's stats at every scrape and accepts its ok/error words", async () => {
     const { metrics, server } = await admin();
     let stats = [
