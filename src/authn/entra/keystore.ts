@@ -28,6 +28,7 @@ import {
   type LoadedKeys,
   type Metadata,
 } from './documents.js';
+import { signingKeyOwners } from './app-keys.js';
 import { createFetchBudget } from './fetch-budget.js';
 import { createEntraHttpClient } from './http.js';
 import { b2cUrl, entraUrl, TENANT_ID_TEMPLATE, type TokenVersion } from './urls.js';
@@ -99,6 +100,8 @@ export interface KeySetStats {
   readonly version: TokenVersion;
   /** The B2C user flow of the set, if any. */
   readonly userFlow: string | undefined;
+  /** The app whose own keys the set holds, if any. */
+  readonly appId: string | undefined;
   /** Usable keys currently held. */
   readonly keyCount: number;
   readonly expectedIssuer: string | undefined;
@@ -114,6 +117,14 @@ export interface KeySetStats {
   readonly refreshStuck: boolean;
   /** Refreshes on an unknown key refused because the store's JWKS budget was spent. */
   readonly refreshesOverBudget: number;
+}
+
+/** Narrows a tenant × version to one of its key sets. */
+export interface KeySetScope {
+  /** The B2C user flow (lower-case); absent outside B2C. */
+  readonly userFlow?: string | undefined;
+  /** The app whose own keys (claims mapping) are meant; absent for the common keys. */
+  readonly appId?: string | undefined;
 }
 
 export interface KeyStoreReadiness {
@@ -136,10 +147,9 @@ export interface KeyStore {
   readiness(): KeyStoreReadiness;
   /** Called with the new value whenever readiness flips. Returns an unsubscribe function. */
   onReadyChange(cb: (ready: boolean) => void): () => void;
-  /** `userFlow`: the B2C user flow whose key set is meant (lower-case); absent outside B2C. */
-  resolveKey(tenant: string, version: TokenVersion, lookup: KeyLookup, userFlow?: string): Promise<KeyResolution>;
-  /** The exact issuer of a tenant × version (× B2C user flow), once its metadata has been loaded. Synchronous. */
-  expectedIssuer(tenant: string, version: TokenVersion, userFlow?: string): string | undefined;
+  resolveKey(tenant: string, version: TokenVersion, lookup: KeyLookup, scope?: KeySetScope): Promise<KeyResolution>;
+  /** The exact issuer of a tenant × version (within a scope), once its metadata has been loaded. Synchronous. */
+  expectedIssuer(tenant: string, version: TokenVersion, scope?: KeySetScope): string | undefined;
   stats(): KeySetStats[];
 }
 
@@ -159,6 +169,8 @@ interface KeySet {
   /** B2C user flow, lower-case (the set's identity), and as configured (its URL). */
   readonly userFlow: string | undefined;
   readonly flowPath: string | undefined;
+  /** Keys of this app's own (fetched with `?appid=`), or the common keys when undefined. */
+  readonly appId: string | undefined;
   readonly label: string;
   meta: Metadata | undefined;
   keys: LoadedKeys | undefined;
@@ -187,19 +199,34 @@ const defaultSchedule = (fn: () => Promise<void>, ms: number): (() => void) => {
   return () => clearTimeout(t);
 };
 
-function setKey(tenant: string, version: TokenVersion, userFlow: string | undefined): string {
-  return `${tenant}|${version}|${userFlow ?? ''}`;
+function setKey(tenant: string, version: TokenVersion, scope: KeySetScope | undefined): string {
+  return `${tenant}|${version}|${scope?.userFlow ?? ''}|${scope?.appId ?? ''}`;
+}
+
+interface SetPlan {
+  tenant: string;
+  version: TokenVersion;
+  userFlow: string | undefined;
+  flowPath: string | undefined;
+  appId: string | undefined;
+  label: string;
 }
 
 /** The sets a configuration calls for: tenant × version, or the B2C tenant's user flows (v2.0). */
-function setsOf(config: EntraConfig): { tenant: string; version: TokenVersion; userFlow: string | undefined; label: string; flowPath: string | undefined }[] {
+function setsOf(config: EntraConfig): SetPlan[] {
+  const owners = signingKeyOwners(config);
+  const appLabel = (appId: string | undefined): string => (appId === undefined ? '' : ` app ${appId}`);
   if (config.b2c !== undefined) {
     const tenant = config.tenants[0] ?? '';
     // Names compare case-insensitively; URLs keep the configured spelling, which B2C echoes in a `tfp` issuer.
-    return config.b2c.userFlows.map((flow) => ({ tenant, version: '2.0' as const, userFlow: flow.toLowerCase(), flowPath: flow, label: `B2C tenant ${tenant} user flow ${flow}` }));
+    return config.b2c.userFlows.flatMap((flow) =>
+      owners.map((appId) => ({ tenant, version: '2.0' as const, userFlow: flow.toLowerCase(), flowPath: flow, appId, label: `B2C tenant ${tenant} user flow ${flow}${appLabel(appId)}` })),
+    );
   }
   return config.tenants.flatMap((tenant) =>
-    config.tokenVersions.map((version) => ({ tenant, version, userFlow: undefined, flowPath: undefined, label: `tenant ${tenant} v${version}` })),
+    config.tokenVersions.flatMap((version) =>
+      owners.map((appId) => ({ tenant, version, userFlow: undefined, flowPath: undefined, appId, label: `tenant ${tenant} v${version}${appLabel(appId)}` })),
+    ),
   );
 }
 
@@ -238,14 +265,15 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
   const stopController = new AbortController();
 
   const sets = new Map<string, KeySet>();
-  for (const { tenant, version, userFlow, flowPath, label } of setsOf(config)) {
-    const id = setKey(tenant, version, userFlow);
+  for (const { tenant, version, userFlow, flowPath, appId, label } of setsOf(config)) {
+    const id = setKey(tenant, version, { userFlow, appId });
     if (sets.has(id)) continue;
     sets.set(id, {
       tenant,
       version,
       userFlow,
       flowPath,
+      appId,
       label,
       meta: undefined,
       keys: undefined,
@@ -287,15 +315,13 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
     }
   }
 
-  // Apps with claims mapping have keys of their own: Entra serves them, and a `jwks_uri` that
-  // keeps the parameter, only when the metadata is asked for with `?appid=`.
-  const appIdQuery = config.signingKeysAppId === undefined ? '' : `?appid=${encodeURIComponent(config.signingKeysAppId)}`;
-
   function loadMetadata(set: KeySet, signal: AbortSignal): Promise<Metadata> {
+    // Apps with claims mapping have keys of their own: Entra serves them, and a `jwks_uri` that
+    // keeps the parameter, only when the metadata is asked for with `?appid=`.
     const url =
       (set.flowPath === undefined
         ? entraUrl(config.authority, set.tenant, 'metadata', set.version)
-        : b2cUrl(config.authority, config.b2c?.tenant ?? set.tenant, set.flowPath, 'metadata')) + appIdQuery;
+        : b2cUrl(config.authority, config.b2c?.tenant ?? set.tenant, set.flowPath, 'metadata')) + (set.appId === undefined ? '' : `?appid=${encodeURIComponent(set.appId)}`);
     return fetchDocument(set, 'discovery', url, signal, (body) => parseMetadata(body, set.tenant, url, authorityProtocol));
   }
 
@@ -471,11 +497,12 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
     return refresh(set, 'unknown_key');
   }
 
-  async function resolveKey(tenant: string, version: TokenVersion, want: KeyLookup, userFlow?: string): Promise<KeyResolution> {
-    const set = sets.get(setKey(tenant, version, userFlow));
+  async function resolveKey(tenant: string, version: TokenVersion, want: KeyLookup, scope?: KeySetScope): Promise<KeyResolution> {
+    const set = sets.get(setKey(tenant, version, scope));
     if (!set) {
       // Not a configured tenant × version: a deny, never "unavailable" (which may fail open).
-      return { ok: false, reason: 'token_key_unknown', detail: `no key set for tenant ${tenant} v${version}${userFlow === undefined ? '' : ` user flow ${userFlow}`}` };
+      const within = `${scope?.userFlow === undefined ? '' : ` user flow ${scope.userFlow}`}${scope?.appId === undefined ? '' : ` app ${scope.appId}`}`;
+      return { ok: false, reason: 'token_key_unknown', detail: `no key set for tenant ${tenant} v${version}${within}` };
     }
     if (want.kid === undefined && want.x5t === undefined) {
       return { ok: false, reason: 'token_key_unknown', detail: 'token header names no key (neither kid nor x5t)' };
@@ -547,8 +574,8 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
 
     resolveKey,
 
-    expectedIssuer(tenant, version, userFlow) {
-      return sets.get(setKey(tenant, version, userFlow))?.meta?.issuer;
+    expectedIssuer(tenant, version, scope) {
+      return sets.get(setKey(tenant, version, scope))?.meta?.issuer;
     },
 
     stats() {
@@ -556,6 +583,7 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
         tenant: set.tenant,
         version: set.version,
         userFlow: set.userFlow,
+        appId: set.appId,
         keyCount: set.keys?.count ?? 0,
         expectedIssuer: set.meta?.issuer,
         lastSuccessAt: set.lastSuccessAt,

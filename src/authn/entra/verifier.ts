@@ -16,6 +16,7 @@ import type { ReasonCode } from '../../core/reasons.js';
 import { tokenHash } from '../../core/token-hash.js';
 import { isRecord } from '../../core/values.js';
 import type { TokenVerifier, VerifyResult } from '../../core/verifier.js';
+import { signingKeysAppIdFor } from './app-keys.js';
 import { readMembershipClaims } from './claims.js';
 import { TENANT_ID_TEMPLATE, type KeyStore, type TokenVersion } from './keystore.js';
 
@@ -98,6 +99,8 @@ interface Selected {
   readonly keyIssuer: string | undefined;
   /** Azure AD B2C: the user flow the token names, lower-case. */
   readonly userFlow: string | undefined;
+  /** The app whose own keys verified the token (claims mapping), if any. */
+  readonly appId: string | undefined;
 }
 
 /** Attacker-controlled values in audit details: quoted (escaped) and truncated. */
@@ -171,7 +174,10 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
     const { tid, tenant, version, userFlow } = userFlows === undefined ? tenantOf(claims) : b2cUserFlowOf(claims, userFlows);
     if (typeof claims.iss !== 'string') throw new Deny('token_claims_invalid', 'iss is missing');
 
-    const resolution = await keys.resolveKey(tenant, version, { kid, x5t }, userFlow);
+    // The unverified `aud` only picks the key set (an app's own keys under claims mapping); the
+    // audience is matched exactly after the signature.
+    const appId = signingKeysAppIdFor(config, acceptedAudience(claims.aud));
+    const resolution = await keys.resolveKey(tenant, version, { kid, x5t }, { userFlow, appId });
     if (!resolution.ok) throw new Deny(resolution.reason, resolution.detail);
     return {
       claims,
@@ -183,7 +189,15 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
       expectedIssuer: resolution.expectedIssuer,
       keyIssuer: resolution.keyIssuer,
       userFlow,
+      appId,
     };
+  }
+
+  /** The first accepted audience of an `aud` claim (string or array form), exact match. */
+  function acceptedAudience(aud: unknown): string | undefined {
+    if (typeof aud === 'string') return audiences.has(aud) ? aud : undefined;
+    if (Array.isArray(aud)) return aud.find((a): a is string => typeof a === 'string' && audiences.has(a));
+    return undefined;
   }
 
   /** Entra ID: the tenant is the token's `tid`, which must be allowed. */
@@ -239,7 +253,7 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
     // tenant's v2 issuer (v1 and v2 sets share keys).
     if (s.keyIssuer !== undefined) {
       const effective = s.keyIssuer.split(TENANT_ID_TEMPLATE).join(s.tid);
-      const sameTenantV2 = s.version === '1.0' && effective === keys.expectedIssuer(s.tenant, '2.0', s.userFlow);
+      const sameTenantV2 = s.version === '1.0' && effective === keys.expectedIssuer(s.tenant, '2.0', { userFlow: s.userFlow, appId: s.appId });
       if (effective !== iss && !sameTenantV2) {
         return deny('token_issuer_invalid', `key ${q(s.keyId)} is tied to issuer ${q(effective)}, not ${q(iss)}`);
       }
@@ -247,12 +261,7 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
 
     // Audience: exact match, string or array form.
     const aud = c.aud;
-    let audience: string | undefined;
-    if (typeof aud === 'string') {
-      if (audiences.has(aud)) audience = aud;
-    } else if (Array.isArray(aud)) {
-      audience = aud.find((a): a is string => typeof a === 'string' && audiences.has(a));
-    }
+    const audience = acceptedAudience(aud);
     if (audience === undefined) return deny('token_audience_invalid', `aud ${q(aud)} is not an accepted audience`);
 
     // Permissions.
