@@ -317,10 +317,10 @@ export const configSchema = z.strictObject({
     b2c: z
       .strictObject({
         /** The tenant in metadata URLs: its domain (`contoso.onmicrosoft.com`); default: the tenant id. */
-        tenant: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/i, 'expected the B2C tenant domain, e.g. contoso.onmicrosoft.com').transform((t) => t.toLowerCase()).optional(),
+        tenant: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]*$/, 'expected the B2C tenant domain, e.g. contoso.onmicrosoft.com').transform((t) => t.toLowerCase()).optional(),
         /** Accepted user flows or custom policies; B2C compares their names case-insensitively. */
         userFlows: z
-          .array(z.string().regex(/^b2c_1a?_[a-z0-9_-]+$/i, 'expected a user flow name such as B2C_1_signupsignin'))
+          .array(z.string().regex(/^[Bb]2[Cc]_1[Aa]?_[A-Za-z0-9_-]+$/, 'expected a user flow name such as B2C_1_signupsignin'))
           .min(1),
       })
       .optional(),
