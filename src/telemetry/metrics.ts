@@ -52,12 +52,26 @@ export interface KeySetCount {
   readonly tenant: string;
   readonly version: string;
   readonly keyCount: number;
+  /** Azure AD B2C: the user flow of the set. */
+  readonly userFlow?: string | undefined;
+  /** The app whose own signing keys (claims mapping) the set holds. */
+  readonly appId?: string | undefined;
   /** Refreshes the key store's watchdog gave up on (stuck past twice their bound). */
   readonly abandonedRefreshes?: number;
 }
 export type ConfigReloadResult = 'success' | 'failure';
 /** How a group-membership lookup for an overage token was answered (see `GroupResolverDeps.onLookup`). */
 export type GraphLookupResult = 'hit' | 'miss' | 'throttled' | 'failed';
+
+/** A key set's labels: `user_flow` and `app_id` only on the sets that have one, so plain sets keep two labels. */
+function keySetLabels(set: KeySetCount): Partial<Record<'tenant' | 'version' | 'user_flow' | 'app_id', string>> {
+  return {
+    tenant: set.tenant,
+    version: set.version,
+    ...(set.userFlow !== undefined ? { user_flow: set.userFlow } : {}),
+    ...(set.appId !== undefined ? { app_id: set.appId } : {}),
+  };
+}
 
 export interface MetricsOptions {
   /** Also export prom-client's process and Node.js runtime metrics (`process_*`, `nodejs_*`). Default true. */
@@ -182,13 +196,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   };
   const keysLoaded = new Gauge({
     name: METRIC.keysLoaded,
-    help: 'Signing keys currently loaded, by tenant and token version.',
-    labelNames: ['tenant', 'version'] as const,
+    help: 'Signing keys currently loaded, by tenant and token version (and B2C user flow or app, for such key sets).',
+    labelNames: ['tenant', 'version', 'user_flow', 'app_id'] as const,
     registers,
     // Across worker processes every worker holds the same keys: not a sum.
     aggregator: 'max',
     collect() {
-      perKeySet(this, (set) => this.labels({ tenant: set.tenant, version: set.version }).set(set.keyCount));
+      perKeySet(this, (set) => this.labels(keySetLabels(set)).set(set.keyCount));
     },
   });
   let dryRunSource: (() => boolean) | undefined;
@@ -208,11 +222,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   // Registered with `registers` and read from the key sets at every scrape; nothing increments it directly.
   new Counter({
     name: METRIC.keyRefreshesAbandoned,
-    help: 'Key-set refreshes abandoned because they were stuck past twice their bound, by tenant and token version.',
-    labelNames: ['tenant', 'version'] as const,
+    help: 'Key-set refreshes abandoned because they were stuck past twice their bound, by tenant and token version (and B2C user flow or app).',
+    labelNames: ['tenant', 'version', 'user_flow', 'app_id'] as const,
     registers,
     collect() {
-      perKeySet(this, (set) => this.labels({ tenant: set.tenant, version: set.version }).inc(set.abandonedRefreshes ?? 0));
+      perKeySet(this, (set) => this.labels(keySetLabels(set)).inc(set.abandonedRefreshes ?? 0));
     },
   });
   const configReloads = new Counter({
