@@ -58,6 +58,12 @@ describe('app-specific signing keys (entra.signingKeysAppId)', () => {
       expect(denial(await hh.check({ token })).reason).toBe('token_key_unknown');
     });
 
+    it('tells a v1 token without a ver claim by its issuer when every audience uses app keys', async () => {
+      const hh = await start({ ...perAudience, audiences: [DEMO.api.appId, DEMO.api.identifierUri] });
+      const token = await hh.emulator.issueToken({ version: '1.0', audience: DEMO.api.identifierUri, appId: DEMO.clients.reader.clientId, claims: { ver: undefined } });
+      allowance(await hh.check({ token }));
+    });
+
     it('refuses at load an audience that is not one of entra.audiences', () => {
       const yaml = `entra:\n  tenants: [${DEMO.tenantId}]\n  audiences: [api://orders]\n  signingKeysAppId: { api://other: ${DEMO.api.appId} }\nrules:\n  - name: any\n`;
       expect(() => parseConfig(yaml, 't.yaml', { env: {} })).toThrow(/signingKeysAppId/);

@@ -138,9 +138,9 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
    * set and expected issuer: the issuer is still matched exactly after the signature, so a token
    * that lies about its version fails there.
    */
-  function versionOf(tenant: string, iss: string, ver: unknown): TokenVersion {
-    if (iss === keys.expectedIssuer(tenant, '1.0')) return '1.0';
-    if (iss === keys.expectedIssuer(tenant, '2.0')) return '2.0';
+  function versionOf(tenant: string, iss: string, ver: unknown, appId: string | undefined): TokenVersion {
+    if (iss === keys.expectedIssuer(tenant, '1.0', { appId })) return '1.0';
+    if (iss === keys.expectedIssuer(tenant, '2.0', { appId })) return '2.0';
     if (ver === '1.0' || ver === '2.0') return ver;
     return '2.0';
   }
@@ -171,12 +171,12 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
     const claims = jsonObject(payloadSegment);
     if (claims === undefined) throw new Deny('token_malformed', 'payload is not a JSON object');
 
-    const { tid, tenant, version, userFlow } = userFlows === undefined ? tenantOf(claims) : b2cUserFlowOf(claims, userFlows);
-    if (typeof claims.iss !== 'string') throw new Deny('token_claims_invalid', 'iss is missing');
-
     // The unverified `aud` only picks the key set (an app's own keys under claims mapping); the
     // audience is matched exactly after the signature.
     const appId = signingKeysAppIdFor(config, acceptedAudience(claims.aud));
+    const { tid, tenant, version, userFlow } = userFlows === undefined ? tenantOf(claims, appId) : b2cUserFlowOf(claims, userFlows);
+    if (typeof claims.iss !== 'string') throw new Deny('token_claims_invalid', 'iss is missing');
+
     const resolution = await keys.resolveKey(tenant, version, { kid, x5t }, { userFlow, appId });
     if (!resolution.ok) throw new Deny(resolution.reason, resolution.detail);
     return {
@@ -201,14 +201,14 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
   }
 
   /** Entra ID: the tenant is the token's `tid`, which must be allowed. */
-  function tenantOf(claims: Claims): { tid: string; tenant: string; version: TokenVersion; userFlow: undefined } {
+  function tenantOf(claims: Claims, appId: string | undefined): { tid: string; tenant: string; version: TokenVersion; userFlow: undefined } {
     const tid = claims.tid;
     if (typeof tid !== 'string' || !GUID.test(tid)) throw new Deny('token_claims_invalid', `tid ${q(tid)} is not a GUID`);
     const tenant = tid.toLowerCase();
     if (!tenants.has(tenant)) throw new Deny('token_tenant_not_allowed', `tenant ${tenant} is not allowed`);
     const iss = claims.iss;
     if (typeof iss !== 'string') throw new Deny('token_claims_invalid', 'iss is missing');
-    const version = versionOf(tenant, iss, claims.ver);
+    const version = versionOf(tenant, iss, claims.ver, appId);
     if (!versions.has(version)) throw new Deny('token_version_not_accepted', `token version ${version} is not accepted`);
     return { tid, tenant, version, userFlow: undefined };
   }
