@@ -241,6 +241,9 @@ const graphSchema = z.strictObject({
     .describe('Membership answers kept per (tenant, object id).'),
 });
 
+/** An app registration's client id, for its own signing keys (claims mapping). */
+const appClientId = z.string().regex(GUID, 'expected the API app registration\'s client id (a GUID)').transform((t) => t.toLowerCase());
+
 export const configSchema = z.strictObject({
   server: z
     .strictObject({
@@ -303,9 +306,24 @@ export const configSchema = z.strictObject({
     maxTokenBytes: z.number().int().min(512).max(256 * 1024).default(64 * 1024),
     /**
      * Client id of this API when its app registration uses claims mapping: Entra then signs its
-     * tokens with app-specific keys, fetched with `?appid=` on the metadata URL.
+     * tokens with app-specific keys, fetched with `?appid=` on the metadata URL. A map from
+     * audience to client id when only some audiences (or several apps) use claims mapping.
      */
-    signingKeysAppId: z.string().regex(GUID, 'expected the API app registration\'s client id (a GUID)').transform((t) => t.toLowerCase()).optional(),
+    signingKeysAppId: z.union([appClientId, z.record(z.string().min(1), appClientId)]).optional(),
+    /**
+     * Azure AD B2C: keys and issuer come from each user flow's own metadata, and a token must name
+     * one of these flows (`tfp` or `acr`). `tenants` then holds the B2C tenant id alone.
+     */
+    b2c: z
+      .strictObject({
+        /** The tenant in metadata URLs: its domain (`contoso.onmicrosoft.com`); default: the tenant id. */
+        tenant: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]*$/, 'expected the B2C tenant domain, e.g. contoso.onmicrosoft.com').transform((t) => t.toLowerCase()).optional(),
+        /** Accepted user flows or custom policies; B2C compares their names case-insensitively. */
+        userFlows: z
+          .array(z.string().regex(/^[Bb]2[Cc]_1[Aa]?_[A-Za-z0-9_-]+$/, 'expected a user flow name such as B2C_1_signupsignin'))
+          .min(1),
+      })
+      .optional(),
     /** Group membership from Microsoft Graph for tokens with group overage (see docs/entra.md). */
     graph: graphSchema.optional(),
     /**
@@ -339,6 +357,16 @@ export const configSchema = z.strictObject({
       })
       .default({ ttlSeconds: 86_400, refreshIntervalSeconds: 3600, unknownKidCooldownSeconds: 300, fetchTimeoutMs: 2000, maxJwksFetchesPerMinute: 30 }),
   })
+    .superRefine((entra, ctx) => {
+      if (typeof entra.signingKeysAppId === 'object') {
+        for (const audience of Object.keys(entra.signingKeysAppId)) {
+          if (!entra.audiences.includes(audience)) ctx.addIssue({ code: 'custom', path: ['signingKeysAppId', audience], message: 'not one of entra.audiences' });
+        }
+      }
+      if (entra.b2c === undefined) return;
+      if (entra.tenants.length !== 1) ctx.addIssue({ code: 'custom', path: ['tenants'], message: 'with b2c, list the B2C tenant id alone' });
+      if (entra.authority === undefined) ctx.addIssue({ code: 'custom', path: ['authority'], message: 'with b2c, set the B2C host, e.g. https://contoso.b2clogin.com' });
+    })
     // The cloud fills in what is not given: the authority and the Graph host always name one cloud.
     .transform(({ graph, ...entra }) => ({
       ...entra,

@@ -108,6 +108,8 @@ export const REASONS = {
   token_lifetime_too_long: deny401('invalid_token', 'the token lifetime is longer than accepted'),
   token_issuer_invalid: deny401('invalid_token', 'the token issuer is not accepted'),
   token_tenant_not_allowed: deny401('invalid_token', 'the token tenant is not allowed'),
+  // Azure AD B2C: the token's `tfp`/`acr` names no configured user flow.
+  token_user_flow_not_allowed: deny401('invalid_token', 'the token user flow is not accepted'),
   token_version_not_accepted: deny401('invalid_token', 'the token version is not accepted'),
   token_audience_invalid: deny401('invalid_token', 'the token audience is not accepted'),
   token_claims_invalid: deny401('invalid_token', 'the token lacks required claims'),

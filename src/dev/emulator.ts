@@ -3,9 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { DEMO } from './demo.js';
 import { createGraphEmulator } from './graph.js';
 import { createKeyRing, type SigningKey } from './keys.js';
-import { createEmulatorRoutes, type EmulatorState } from './routes.js';
+import { b2cIssuer } from '../authn/entra/urls.js';
+import { createEmulatorRoutes, type EmulatorB2c, type EmulatorState } from './routes.js';
 import { createTokenMinter, emulatedIssuer } from './tokens.js';
-import type { EmulatorApi, EmulatorClient, EmulatorOptions, EntraEmulator, IssueTokenOptions } from './types.js';
+import type { EmulatorApi, EmulatorB2cOptions, EmulatorClient, EmulatorOptions, EntraEmulator, IssueTokenOptions } from './types.js';
 
 export { DEMO, type DemoValues } from './demo.js';
 export { generateEmulatorKeyPair } from './keys.js';
@@ -21,7 +22,9 @@ export type * from './types.js';
  *
  * - v1 tokens are issued by `https://sts.windows.net/{tid}/` whatever the emulator's URL is (the
  *   v1 issuer never carries the authority host); v2 tokens by `{url}/{tid}/v2.0` (External ID
- *   tenants: `https://{tid}.ciamlogin.com/{tid}/v2.0`).
+ *   tenants: `https://{tid}.ciamlogin.com/{tid}/v2.0`). With `b2c`, the first tenant is an Azure AD
+ *   B2C tenant: metadata and keys per user flow, issuers `{url}/{tid}/v2.0/` or
+ *   `{url}/tfp/{tid}/{flow}/v2.0/`, tokens without `tid` and with `tfp`.
  * - The token version follows the API's `accessTokenVersion`, not the endpoint the client used.
  * - JWKS keys carry no `alg`; v2 keys carry the `issuer` template `{url}/{tenantid}/v2.0` with the
  *   literal `{tenantid}` placeholder; v1 keys carry none.
@@ -58,6 +61,17 @@ function validateOptions(tenants: string[], apis: EmulatorApi[], clients: Emulat
   if (problems.length > 0) throw new TypeError(`invalid emulator options:\n  ${problems.join('\n  ')}`);
 }
 
+/** The B2C options with their defaults, and the issuer its setting calls for. */
+function resolveB2c(o: EmulatorB2cOptions, url: () => string): EmulatorB2c {
+  const userFlows = o.userFlows ?? ['B2C_1_signupsignin'];
+  const form = o.issuerForm ?? 'tenant';
+  return {
+    domain: (o.domain ?? 'entraauthzdemo.onmicrosoft.com').toLowerCase(),
+    userFlows,
+    issuer: (tenant, userFlow) => b2cIssuer(url(), tenant, userFlow, form),
+  };
+}
+
 /** Starts an emulator on loopback (port 0 by default). Generates its keys before resolving. */
 export async function startEntraEmulator(opts: EmulatorOptions = {}): Promise<EntraEmulator> {
   const now = opts.now ?? Date.now;
@@ -89,7 +103,17 @@ export async function startEntraEmulator(opts: EmulatorOptions = {}): Promise<En
   const timers = new Set<NodeJS.Timeout>();
   let url = '';
   const tenantKind = opts.tenantKind ?? 'workforce';
-  const minter = createTokenMinter({ tenants, apis, clients, keys, now, url: () => url, issuer: (tenant, version) => emulatedIssuer(url, tenantKind, tenant, version) });
+  const b2c = opts.b2c === undefined ? undefined : resolveB2c(opts.b2c, () => url);
+  const minter = createTokenMinter({
+    tenants,
+    apis,
+    clients,
+    keys,
+    now,
+    url: () => url,
+    issuer: (tenant, version) => emulatedIssuer(url, tenantKind, tenant, version),
+    ...(b2c ? { b2c } : {}),
+  });
   const rotateKeys = async (retireOld: boolean): Promise<string> => (await keys.rotate(retireOld)).kid;
 
   const delay = (): Promise<void> =>
@@ -109,7 +133,7 @@ export async function startEntraEmulator(opts: EmulatorOptions = {}): Promise<En
     api !== undefined && appsWithOwnKeys.has(api.appId) ? keys.appKey(api.appId) : keys.current();
 
   const server = createServer(
-    createEmulatorRoutes({ tenants, clients, keys, minter, now, url: () => url, state, delay, rotateKeys, signerFor, appsWithOwnKeys, graph, onRequest: opts.onRequest }),
+    createEmulatorRoutes({ tenants, clients, keys, minter, now, url: () => url, state, delay, rotateKeys, signerFor, appsWithOwnKeys, graph, b2c, onRequest: opts.onRequest }),
   );
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;

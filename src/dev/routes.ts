@@ -1,6 +1,6 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import { entraUrl, matchEntraPath, tenantAuthority, TENANT_ID_TEMPLATE, type EntraEndpoint, type TokenVersion } from '../authn/entra/urls.js';
+import { b2cUrl, entraUrl, matchB2cPath, matchEntraPath, tenantAuthority, TENANT_ID_TEMPLATE, type EntraEndpoint, type TokenVersion } from '../authn/entra/urls.js';
 import type { GraphEmulator } from './graph.js';
 import type { KeyRing, SigningKey } from './keys.js';
 import { TOKEN_LIFETIME_SECONDS, type TokenMinter } from './tokens.js';
@@ -25,6 +25,14 @@ export interface EmulatorState {
   readonly counts: Record<EmulatorFetchKind, number>;
 }
 
+/** An Azure AD B2C tenant (the first served tenant): its domain, user flows and issuer setting. */
+export interface EmulatorB2c {
+  readonly domain: string;
+  /** As B2C spells them in `tfp` issuers; paths name them in any letter case. */
+  readonly userFlows: readonly string[];
+  issuer(tenant: string, userFlow: string): string;
+}
+
 export interface EmulatorRoutesDeps {
   readonly tenants: readonly string[];
   readonly clients: readonly EmulatorClient[];
@@ -42,6 +50,7 @@ export interface EmulatorRoutesDeps {
   readonly appsWithOwnKeys: ReadonlySet<string>;
   /** The Microsoft Graph slice (`/v1.0/…`). */
   readonly graph: GraphEmulator;
+  readonly b2c?: EmulatorB2c | undefined;
   readonly onRequest?: ((info: EmulatorRequestInfo) => void) | undefined;
 }
 
@@ -384,13 +393,48 @@ export function createEmulatorRoutes(deps: EmulatorRoutesDeps): RequestListener 
   }
 
 
-  type Route = { kind: EmulatorFetchKind; version: TokenVersion; tenant: string } | { kind: 'rotate' };
+  type Route =
+    | { kind: EmulatorFetchKind; version: TokenVersion; tenant: string; userFlow?: undefined }
+    | { kind: 'discovery' | 'jwks'; version: '2.0'; tenant: string; userFlow: string }
+    | { kind: 'rotate' };
+
+  /** B2C metadata and keys of a served user flow, below the tenant's domain or id. */
+  function b2cRoute(tenantSegment: string, rest: string): Route | undefined {
+    const b2c = deps.b2c;
+    const matched = b2c === undefined ? undefined : matchB2cPath(rest);
+    if (b2c === undefined || matched === undefined || matched.endpoint === 'authorize') return undefined;
+    const tenant = tenantSegment.toLowerCase();
+    const userFlow = b2c.userFlows.find((f) => f.toLowerCase() === matched.userFlow.toLowerCase());
+    if ((tenant !== b2c.domain && tenant !== tenants[0]) || userFlow === undefined) return undefined;
+    return { kind: matched.endpoint === 'metadata' ? 'discovery' : 'jwks', version: '2.0', tenant, userFlow };
+  }
+
+  /** A user flow's OpenID metadata, shaped like B2C's. */
+  function discoveryB2c(tenantSegment: string, userFlow: string): Record<string, unknown> {
+    const base = `${tenantAuthority(url(), tenantSegment)}/${userFlow}`;
+    return {
+      issuer: deps.b2c?.issuer(tenants[0] ?? '', userFlow),
+      authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
+      token_endpoint: `${base}/oauth2/v2.0/token`,
+      end_session_endpoint: `${base}/oauth2/v2.0/logout`,
+      jwks_uri: b2cUrl(url(), tenantSegment, userFlow, 'jwks'),
+      response_modes_supported: ['query', 'fragment', 'form_post'],
+      response_types_supported: ['code', 'code id_token', 'code token', 'code id_token token', 'id_token', 'id_token token', 'token', 'token id_token'],
+      scopes_supported: ['openid'],
+      subject_types_supported: ['pairwise'],
+      id_token_signing_alg_values_supported: ['RS256'],
+      token_endpoint_auth_methods_supported: ['client_secret_post', 'client_secret_basic'],
+      claims_supported: ['oid', 'sub', 'idp', 'tfp', 'iss', 'iat', 'exp', 'aud', 'acr', 'nonce', 'auth_time'],
+    };
+  }
 
   /** Entra's paths (from the one URL table) plus the emulator's own rotate control. */
   function route(path: string): Route | undefined {
     if (path === '/_emulator/rotate') return { kind: 'rotate' };
     const m = /^\/([^/]+)\/(.+)$/.exec(path);
     if (!m) return undefined;
+    const b2c = b2cRoute(decodeSegment(m[1] ?? ''), m[2] ?? '');
+    if (b2c) return b2c;
     const matched = matchEntraPath(m[2] ?? '');
     if (!matched) return undefined;
     const kind = ROUTE_KINDS[matched.endpoint];
@@ -427,6 +471,10 @@ export function createEmulatorRoutes(deps: EmulatorRoutesDeps): RequestListener 
     }
     await deps.delay();
     const metaHeaders = { 'cache-control': 'max-age=86400, private', 'access-control-allow-origin': '*' };
+    if (r.userFlow !== undefined) {
+      // B2C keys carry no issuer property (the v1 shape of the key ring's JWKS).
+      return [200, r.kind === 'discovery' ? discoveryB2c(r.tenant, r.userFlow) : keys.jwks('1.0', ''), metaHeaders];
+    }
     switch (r.kind) {
       case 'discovery': {
         const t = resolveTenant(r.tenant, true);

@@ -50,6 +50,8 @@ export interface TokenMinterDeps {
   readonly url: () => string;
   /** The issuer of a tenant's tokens (or of the `{tenantid}` template) per version. */
   readonly issuer: (tenant: string, version: TokenVersion) => string;
+  /** An Azure AD B2C tenant: every token comes from one of its user flows. */
+  readonly b2c?: { readonly userFlows: readonly string[]; issuer(tenant: string, userFlow: string): string };
 }
 
 /** The issuer the emulator uses: Entra's, or for External ID tenants `https://{tid}.ciamlogin.com/{tid}/v2.0`. */
@@ -130,6 +132,15 @@ export function createTokenMinter(deps: TokenMinterDeps): TokenMinter {
     claims.tid = tenant;
     claims.uti = randomBytes(16).toString('base64url');
     claims.ver = version;
+    if (deps.b2c) {
+      // B2C access tokens: no tenant id, the user flow in `tfp`, and `ver` 1.0 from v2.0 endpoints.
+      const named = o.userFlow ?? deps.b2c.userFlows[0] ?? '';
+      const userFlow = deps.b2c.userFlows.find((f) => f.toLowerCase() === named.toLowerCase()) ?? named;
+      delete claims.tid;
+      claims.iss = deps.b2c.issuer(tenant, userFlow);
+      claims.tfp = userFlow;
+      claims.ver = '1.0';
+    }
     merge(claims, o.claims);
 
     const header: Record<string, unknown> = { typ: 'JWT', alg: 'RS256' };

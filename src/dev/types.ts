@@ -77,11 +77,28 @@ export interface EmulatorOptions {
    * `https://{tid}.ciamlogin.com/{tid}/v2.0` whatever host serves the metadata. Default `workforce`.
    */
   tenantKind?: 'workforce' | 'externalId';
+  /**
+   * Serve the first tenant as an Azure AD B2C tenant as well: per-user-flow metadata and keys at
+   * `/{domain or tenant id}/{user flow}/v2.0/.well-known/openid-configuration`, and
+   * `issueToken({ userFlow })` minting B2C-shaped tokens (no `tid`, `tfp` naming the flow).
+   */
+  b2c?: EmulatorB2cOptions;
   /** Called after every response. */
   onRequest?: (info: EmulatorRequestInfo) => void;
 }
 
+export interface EmulatorB2cOptions {
+  /** The tenant's domain, also accepted in paths. Default `entraauthzdemo.onmicrosoft.com`. */
+  domain?: string;
+  /** User flows served (compared case-insensitively). Default `['B2C_1_signupsignin']`. */
+  userFlows?: string[];
+  /** The "Issuer (iss) claim" setting: `{url}/{tid}/v2.0/` or `{url}/tfp/{tid}/{flow}/v2.0/`. Default `tenant`. */
+  issuerForm?: 'tenant' | 'tfp';
+}
+
 export interface IssueTokenOptions {
+  /** With `b2c`: the user flow the token comes from (`tfp`). Default: the first served. */
+  userFlow?: string;
   /** `tid` and issuer tenant. Default `tenants[0]`. Any string is accepted (foreign-tenant tests). */
   tenant?: string;
   /** Default: the version the target API is configured for. */

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { createGroupResolver, type GroupResolver } from '../authn/entra/graph.js';
 import { createGraphTokenSource, loadAzureIdentity } from '../authn/entra/graph-credential.js';
 import { createKeyStore, type KeyStore } from '../authn/entra/keystore.js';
-import { entraUrl } from '../authn/entra/urls.js';
+import { b2cUrl, entraUrl } from '../authn/entra/urls.js';
 import { createTokenVerifier } from '../authn/entra/verifier.js';
 import { createPeerResolver, peerMetadata } from '../authn/mtls/index.js';
 import { createCachingVerifier } from '../cache/token-cache.js';
@@ -28,7 +28,7 @@ import { NOOP_CHECK_TRACER, type CheckSpan, type GrpcMetadataMap, type HttpCheck
 import { loadPeerSettings } from './peer-settings.js';
 
 /** The parts of telemetry the runtime feeds; `Telemetry` fits. Without `traceKeyFetches`, key fetches get no spans. */
-export type RuntimeTelemetry = Pick<Telemetry, 'checks' | 'recordDecision' | 'onKeyFetch'> & Partial<Pick<Telemetry, 'traceKeyFetches'>> & {
+export type RuntimeTelemetry = Pick<Telemetry, 'checks' | 'recordDecision' | 'onKeyFetch'> & Partial<Pick<Telemetry, 'traceKeyFetches' | 'traceGraphCalls' | 'onGraphLookup'>> & {
   readonly metrics: Pick<Metrics, 'observeKeySets' | 'observeDryRun'>;
 };
 
@@ -98,7 +98,11 @@ export function responseSettings(config: Config): ResponseSettings {
     tokenHeader: config.entra.tokenHeader,
     removeTokenHeader: config.response.removeTokenHeader,
     realm: config.response.realm,
-    authorizationUri: entraUrl(config.entra.authority, tenant, 'authorize', '1.0'),
+    // B2C has no tenant-wide authorize endpoint: sign-in goes through a user flow, the first listed.
+    authorizationUri:
+      config.entra.b2c === undefined
+        ? entraUrl(config.entra.authority, tenant, 'authorize', '1.0')
+        : b2cUrl(config.entra.authority, config.entra.b2c.tenant ?? tenant, config.entra.b2c.userFlows[0] ?? '', 'authorize'),
     dryRunHeader: config.response.dryRunHeader,
     stripHeaders: headerStripping(config.response.stripHeaders),
   };
@@ -142,8 +146,9 @@ export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<
     return createGroupResolver({
       settings: { endpoint: graph.endpoint, timeoutMs: graph.timeoutMs, cacheMaxEntries: graph.cache.maxEntries, cacheTtlSeconds: graph.cache.ttlSeconds },
       graphToken: deps.graphToken ?? createGraphTokenSource(graph, cfg.entra.authority, await loadAzureIdentity()),
-      fetch: deps.fetch ?? globalThis.fetch,
+      fetch: telemetry?.traceGraphCalls ? telemetry.traceGraphCalls(deps.fetch ?? globalThis.fetch) : (deps.fetch ?? globalThis.fetch),
       now,
+      ...(telemetry?.onGraphLookup ? { onLookup: telemetry.onGraphLookup } : {}),
     });
   };
 

@@ -30,6 +30,7 @@ export const METRIC = {
   cacheLookups: 'entra_authz_token_cache_lookups_total',
   keyFetches: 'entra_authz_key_fetches_total',
   keyFetchDuration: 'entra_authz_key_fetch_duration_seconds',
+  graphLookups: 'entra_authz_graph_lookups_total',
   keysLoaded: 'entra_authz_keys_loaded',
   keyRefreshesAbandoned: 'entra_authz_key_refreshes_abandoned_total',
   configReloads: 'entra_authz_config_reloads_total',
@@ -51,10 +52,26 @@ export interface KeySetCount {
   readonly tenant: string;
   readonly version: string;
   readonly keyCount: number;
+  /** Azure AD B2C: the user flow of the set. */
+  readonly userFlow?: string | undefined;
+  /** The app whose own signing keys (claims mapping) the set holds. */
+  readonly appId?: string | undefined;
   /** Refreshes the key store's watchdog gave up on (stuck past twice their bound). */
   readonly abandonedRefreshes?: number;
 }
 export type ConfigReloadResult = 'success' | 'failure';
+/** How a group-membership lookup for an overage token was answered (see `GroupResolverDeps.onLookup`). */
+export type GraphLookupResult = 'hit' | 'miss' | 'throttled' | 'failed';
+
+/** A key set's labels: `user_flow` and `app_id` only on the sets that have one, so plain sets keep two labels. */
+function keySetLabels(set: KeySetCount): Partial<Record<'tenant' | 'version' | 'user_flow' | 'app_id', string>> {
+  return {
+    tenant: set.tenant,
+    version: set.version,
+    ...(set.userFlow !== undefined ? { user_flow: set.userFlow } : {}),
+    ...(set.appId !== undefined ? { app_id: set.appId } : {}),
+  };
+}
 
 export interface MetricsOptions {
   /** Also export prom-client's process and Node.js runtime metrics (`process_*`, `nodejs_*`). Default true. */
@@ -76,6 +93,8 @@ export interface Metrics {
   decision(decision: Decision, seconds: number, mode?: CheckMode): void;
   /** One verified-token cache lookup. */
   cache(hit: boolean): void;
+  /** One group-membership lookup through Microsoft Graph, by how it was answered. */
+  graphLookup(result: GraphLookupResult): void;
   /** One discovery or JWKS fetch and how long it took (seconds). */
   keyFetch(kind: KeyFetchKind, result: KeyFetchResult, seconds: number): void;
   /** The number of signing keys currently loaded for a tenant and token version ('1.0' / '2.0'). */
@@ -150,6 +169,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['kind', 'result'] as const,
     registers,
   });
+  const graphLookups = new Counter({
+    name: METRIC.graphLookups,
+    help: 'Group-membership lookups through Microsoft Graph for overage tokens, by result (hit: cache, miss: Graph answered, throttled: 429, failed).',
+    labelNames: ['result'] as const,
+    registers,
+  });
   const keyFetchDuration = new Histogram({
     name: METRIC.keyFetchDuration,
     help: 'Duration of signing-key fetches from Entra, in seconds, by kind.',
@@ -171,13 +196,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   };
   const keysLoaded = new Gauge({
     name: METRIC.keysLoaded,
-    help: 'Signing keys currently loaded, by tenant and token version.',
-    labelNames: ['tenant', 'version'] as const,
+    help: 'Signing keys currently loaded, by tenant and token version (and B2C user flow or app, for such key sets).',
+    labelNames: ['tenant', 'version', 'user_flow', 'app_id'] as const,
     registers,
     // Across worker processes every worker holds the same keys: not a sum.
     aggregator: 'max',
     collect() {
-      perKeySet(this, (set) => this.labels({ tenant: set.tenant, version: set.version }).set(set.keyCount));
+      perKeySet(this, (set) => this.labels(keySetLabels(set)).set(set.keyCount));
     },
   });
   let dryRunSource: (() => boolean) | undefined;
@@ -197,11 +222,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   // Registered with `registers` and read from the key sets at every scrape; nothing increments it directly.
   new Counter({
     name: METRIC.keyRefreshesAbandoned,
-    help: 'Key-set refreshes abandoned because they were stuck past twice their bound, by tenant and token version.',
-    labelNames: ['tenant', 'version'] as const,
+    help: 'Key-set refreshes abandoned because they were stuck past twice their bound, by tenant and token version (and B2C user flow or app).',
+    labelNames: ['tenant', 'version', 'user_flow', 'app_id'] as const,
     registers,
     collect() {
-      perKeySet(this, (set) => this.labels({ tenant: set.tenant, version: set.version }).inc(set.abandonedRefreshes ?? 0));
+      perKeySet(this, (set) => this.labels(keySetLabels(set)).inc(set.abandonedRefreshes ?? 0));
     },
   });
   const configReloads = new Counter({
@@ -258,6 +283,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     cache(hit) {
       (hit ? cacheHit : cacheMiss).inc();
+    },
+    graphLookup(result) {
+      graphLookups.labels({ result }).inc();
     },
     keyFetch(kind, result, seconds) {
       const label = result === 'ok' ? 'success' : result === 'error' ? 'failure' : result;

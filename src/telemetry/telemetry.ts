@@ -3,7 +3,7 @@ import type { AuditConfig, TelemetryConfig } from '../config/schema-telemetry.js
 import type { CheckOutcome } from '../core/outcome.js';
 import { startAdminServer, type AdminServer, type AdminServerOptions } from './admin.js';
 import { buildAuditRecord, createAuditSink, type AuditSink, type AuditSinkTarget } from './audit.js';
-import { createMetrics, type KeyFetchKind, type KeyFetchResult, type Metrics } from './metrics.js';
+import { createMetrics, type GraphLookupResult, type KeyFetchKind, type KeyFetchResult, type Metrics } from './metrics.js';
 import type { CheckMode } from '../core/request.js';
 import type { CheckSpan } from './check-span.js';
 import { packageVersion } from './package-version.js';
@@ -72,6 +72,8 @@ export interface Telemetry {
   readonly checks: Tracing['checks'];
   /** The key store's `fetch`, each request a `keys.fetch` span (see `Tracing.traceKeyFetches`). */
   readonly traceKeyFetches: Tracing['traceKeyFetches'];
+  /** The group resolver's `fetch`, each Microsoft Graph call a `graph.call` span. */
+  readonly traceGraphCalls: Tracing['traceGraphCalls'];
   readonly metrics: Metrics;
   /** The admin endpoints (`url` is empty where `serveAdmin` is false). */
   readonly admin: AdminServer;
@@ -87,6 +89,8 @@ export interface Telemetry {
    * `traceKeyFetches`).
    */
   onKeyFetch(kind: KeyFetchKind, result: KeyFetchResult, ms: number): void;
+  /** Feed the group resolver's `onLookup` here: counts the lookup by result. */
+  onGraphLookup(result: GraphLookupResult): void;
   /** Applies a reloaded `telemetry.audit` section (a new sink when the target changed). */
   setAuditConfig(audit: AuditConfig): Promise<void>;
   /** Closes the admin listener, flushes the audit log and the span exporters. Never rejects. */
@@ -134,6 +138,7 @@ export async function startTelemetry(options: StartTelemetryOptions): Promise<Te
     tracing,
     checks: tracing.checks,
     traceKeyFetches: tracing.traceKeyFetches,
+    traceGraphCalls: tracing.traceGraphCalls,
     metrics,
     admin,
     get audit() {
@@ -176,6 +181,13 @@ export async function startTelemetry(options: StartTelemetryOptions): Promise<Te
         metrics.keyFetch(kind, result, ms / 1000);
       } catch {
         // Telemetry never disturbs the key store.
+      }
+    },
+    onGraphLookup(result) {
+      try {
+        metrics.graphLookup(result);
+      } catch {
+        // Telemetry never disturbs a membership lookup.
       }
     },
     async setAuditConfig(next) {

@@ -6,11 +6,12 @@
 
 export const SPAN_CHECK = 'envoy.service.auth.v3.Authorization/Check';
 
-/** Child spans of a check: the decision engine passes the phases to `CheckSpan.phase`; key fetches are separate. */
+/** Child spans of a check: the decision engine passes the phases to `CheckSpan.phase`; key fetches and Graph calls are separate. */
 export const PHASE = {
   verifyToken: 'token.verify',
   evaluateRules: 'policy.evaluate',
   keyFetch: 'keys.fetch',
+  graphCall: 'graph.call',
 } as const;
 
 export const ATTR = {

@@ -15,7 +15,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { NOOP_CHECK_TRACER, createCheckTracer, type CheckTracer } from './check-span.js';
-import { traceKeyFetches } from './key-fetch-span.js';
+import { traceGraphCalls, traceKeyFetches } from './key-fetch-span.js';
 import { propagatorFromEnv } from './propagation.js';
 
 export { NOOP_CHECK_TRACER, type CheckSpan, type CheckTracer, type HttpCheckRequest } from './check-span.js';
@@ -93,6 +93,8 @@ export interface Tracing {
   readonly checks: CheckTracer;
   /** `fetch` for the key store: each discovery/JWKS request a `keys.fetch` span (unchanged when off). */
   traceKeyFetches(fetch: Fetch): Fetch;
+  /** `fetch` for the group resolver: each Microsoft Graph call a `graph.call` span (unchanged when off). */
+  traceGraphCalls(fetch: Fetch): Fetch;
   /** Exports what is buffered. */
   forceFlush(): Promise<void>;
   /** Flushes and stops the exporters. Idempotent; never rejects. */
@@ -103,6 +105,7 @@ const TRACING_OFF: Tracing = Object.freeze({
   enabled: false,
   checks: NOOP_CHECK_TRACER,
   traceKeyFetches: (fetch: Fetch) => fetch,
+  traceGraphCalls: (fetch: Fetch) => fetch,
   forceFlush: () => Promise.resolve(),
   shutdown: () => Promise.resolve(),
 });
@@ -131,6 +134,7 @@ export function startTracing(options: StartTracingOptions): Tracing {
     enabled: true,
     checks: createCheckTracer(tracer, propagatorFromEnv(warn), phaseContext),
     traceKeyFetches: (fetch) => traceKeyFetches(fetch, tracer, fetchParent),
+    traceGraphCalls: (fetch) => traceGraphCalls(fetch, tracer, fetchParent),
     forceFlush: () => provider.forceFlush().catch(() => undefined),
     shutdown: () => (stopped ??= provider.shutdown().catch(() => undefined)),
   };

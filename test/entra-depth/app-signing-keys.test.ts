@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
 import { DEMO } from '../../src/dev/emulator.js';
 import { allowance, denial, startHarness, type Harness } from '../support/harness.js';
 
@@ -38,5 +39,34 @@ describe('app-specific signing keys (entra.signingKeysAppId)', () => {
     const hh = await start({ signingKeysAppId: DEMO.api.appId });
     const token = await hh.emulator.issueToken({ audience: OTHER_API.appId, appId: DEMO.clients.reader.clientId });
     expect(denial(await hh.check({ token })).reason).toBe('token_key_unknown');
+  });
+
+  describe('per audience', () => {
+    const perAudience = { signingKeysAppId: { [DEMO.api.appId]: DEMO.api.appId, [DEMO.api.identifierUri]: DEMO.api.appId } };
+
+    it('verifies a mapped audience with the app keys and another audience with the common keys', async () => {
+      const hh = await start(perAudience);
+      const mapped = await hh.emulator.issueToken({ audience: DEMO.api.appId, appId: DEMO.clients.reader.clientId });
+      const other = await hh.emulator.issueToken({ audience: OTHER_API.appId, appId: DEMO.clients.reader.clientId, roles: ['Orders.Read'] });
+      allowance(await hh.check({ token: mapped }));
+      allowance(await hh.check({ token: other }));
+    });
+
+    it('refuses with token_key_unknown a token for a mapped audience signed with the common keys', async () => {
+      const hh = await start(perAudience);
+      const token = await hh.emulator.issueToken({ audience: DEMO.api.appId, appId: DEMO.clients.reader.clientId, kid: hh.emulator.currentKid });
+      expect(denial(await hh.check({ token })).reason).toBe('token_key_unknown');
+    });
+
+    it('tells a v1 token without a ver claim by its issuer when every audience uses app keys', async () => {
+      const hh = await start({ ...perAudience, audiences: [DEMO.api.appId, DEMO.api.identifierUri] });
+      const token = await hh.emulator.issueToken({ version: '1.0', audience: DEMO.api.identifierUri, appId: DEMO.clients.reader.clientId, claims: { ver: undefined } });
+      allowance(await hh.check({ token }));
+    });
+
+    it('refuses at load an audience that is not one of entra.audiences', () => {
+      const yaml = `entra:\n  tenants: [${DEMO.tenantId}]\n  audiences: [api://orders]\n  signingKeysAppId: { api://other: ${DEMO.api.appId} }\nrules:\n  - name: any\n`;
+      expect(() => parseConfig(yaml, 't.yaml', { env: {} })).toThrow(/signingKeysAppId/);
+    });
   });
 });

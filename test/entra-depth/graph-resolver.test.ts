@@ -94,3 +94,31 @@ describe('group resolver (Microsoft Graph checkMemberGroups)', () => {
     expect(graph.calls).toHaveLength(0);
   });
 });
+
+describe('group resolver lookup outcomes (for the Graph lookup metric)', () => {
+  const observed = (fetch: typeof globalThis.fetch, now: () => number = () => 0) => {
+    const results: string[] = [];
+    const r = createGroupResolver({ settings: SETTINGS, graphToken: async () => 'graph-token', fetch, now, onLookup: (result) => results.push(result) });
+    return { r, results };
+  };
+
+  it('reports a miss for a lookup Graph answered and a hit for one the cache answered', async () => {
+    const { r, results } = observed(fakeGraph().fetch);
+    await r.memberOf(USER, [gid(1)]);
+    await r.memberOf(USER, [gid(1)]);
+    expect(results).toEqual(['miss', 'hit']);
+  });
+
+  it('reports throttled for a 429 and for lookups refused during its Retry-After', async () => {
+    const { r, results } = observed(fakeGraph(() => new Response('', { status: 429, headers: { 'retry-after': '10' } })).fetch);
+    await r.memberOf(USER, [gid(1)]);
+    await r.memberOf(USER, [gid(2)]);
+    expect(results).toEqual(['throttled', 'throttled']);
+  });
+
+  it('reports failed when Graph answers an error', async () => {
+    const { r, results } = observed(fakeGraph(() => new Response('', { status: 503 })).fetch);
+    expect(await r.memberOf(USER, [gid(1)])).toMatchObject({ ok: false });
+    expect(results).toEqual(['failed']);
+  });
+});

@@ -111,3 +111,34 @@ describe('key-fetch client spans', () => {
     expect(redactedUrl(new URL('https://user:pw@login.example/t/keys?appid=1&appid=2&x'))).toBe('https://login.example/t/keys?appid=REDACTED&x=REDACTED');
   });
 });
+
+describe('Microsoft Graph client spans', () => {
+  it('records a Graph call made while rules are evaluated as a graph.call CLIENT child, without its bearer token', async () => {
+    const { tracing, exporter, port, base } = await setup();
+    const fetch = tracing.traceGraphCalls(globalThis.fetch);
+    const span = tracing.checks.startCheckFrom(new Map([['traceparent', [TRACEPARENT]]]));
+    await span.phase(PHASE.evaluateRules, async () =>
+      (await fetch(`${base}/v1.0/users/u1/checkMemberGroups`, { method: 'POST', headers: { authorization: 'Bearer graph-s3cr3t' }, body: '{}' })).json(),
+    );
+    span.end(allow());
+
+    const call = exporter.getFinishedSpans().find((s) => s.name === PHASE.graphCall);
+    const evaluate = exporter.getFinishedSpans().find((s) => s.name === PHASE.evaluateRules);
+    expect(call?.kind).toBe(SpanKind.CLIENT);
+    expect(call?.parentSpanContext?.spanId).toBe(evaluate?.spanContext().spanId);
+    expect(call?.attributes).toMatchObject({
+      'http.request.method': 'POST',
+      'url.full': `${base}/v1.0/users/u1/checkMemberGroups`,
+      'server.port': port,
+      'http.response.status_code': 200,
+    });
+    expect(JSON.stringify(call?.attributes)).not.toContain('s3cr3t');
+  });
+
+  it('marks a Graph call that fails with an error status', async () => {
+    const { tracing, exporter, base } = await setup();
+    await tracing.traceGraphCalls(globalThis.fetch)(`${base}/fail/v1.0/users/u1/checkMemberGroups`, { method: 'POST' });
+    const call = exporter.getFinishedSpans().find((s) => s.name === PHASE.graphCall);
+    expect([call?.status.code, call?.attributes['error.type']]).toEqual([SpanStatusCode.ERROR, '503']);
+  });
+});

@@ -73,6 +73,28 @@ describe('/metrics', () => {
     for (const name of Object.values(METRIC)) expect(res.body).toContain(`# HELP ${name} `);
   });
 
+  it('keeps one keys-loaded series per B2C user flow and per app key set of the same tenant and version', async () => {
+    const { metrics, server } = await admin();
+    metrics.observeKeySets(() => [
+      { tenant: TENANT, version: '2.0', keyCount: 2, userFlow: 'b2c_1_signin' },
+      { tenant: TENANT, version: '2.0', keyCount: 0, userFlow: 'b2c_1_reset' },
+      { tenant: TENANT, version: '1.0', keyCount: 1, appId: 'app-1' },
+      { tenant: TENANT, version: '1.0', keyCount: 3 },
+    ]);
+    const samples = parsePrometheus((await httpGet(`${server.url}/metrics`)).body);
+    expect(findSample(samples, METRIC.keysLoaded, { tenant: TENANT, version: '2.0', user_flow: 'b2c_1_signin' })?.value).toBe(2);
+    expect(findSample(samples, METRIC.keysLoaded, { tenant: TENANT, version: '2.0', user_flow: 'b2c_1_reset' })?.value).toBe(0);
+    expect(findSample(samples, METRIC.keysLoaded, { tenant: TENANT, version: '1.0', app_id: 'app-1' })?.value).toBe(1);
+    expect(samples.filter((s) => s.name === METRIC.keysLoaded && s.labels.version === '1.0' && s.labels.app_id === undefined).map((s) => s.value)).toEqual([3]);
+  });
+
+  it('counts Graph group-membership lookups by result', async () => {
+    const { metrics, server } = await admin();
+    for (const result of ['hit', 'hit', 'miss', 'throttled', 'failed'] as const) metrics.graphLookup(result);
+    const samples = parsePrometheus((await httpGet(`${server.url}/metrics`)).body);
+    expect(['hit', 'miss', 'throttled', 'failed'].map((result) => findSample(samples, METRIC.graphLookups, { result })?.value)).toEqual([2, 1, 1, 1]);
+  });
+
   it("reads keys loaded from the key store's stats at every scrape and accepts its ok/error words", async () => {
     const { metrics, server } = await admin();
     let stats = [

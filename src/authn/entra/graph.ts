@@ -27,7 +27,16 @@ export interface GroupResolverDeps {
   readonly fetch: typeof globalThis.fetch;
   /** Milliseconds since the epoch. */
   readonly now: () => number;
+  /** Called once per lookup that needs group answers, with how it was answered (for metrics). */
+  readonly onLookup?: (result: GraphLookupResult) => void;
 }
+
+/**
+ * `hit`: answered from the cache, no Graph call. `miss`: answered by Graph (or by a call already
+ * in flight). `throttled`: refused because Graph answered 429 (now or within its `Retry-After`).
+ * `failed`: any other failure (no credential, timeout, error status, bad answer).
+ */
+export type GraphLookupResult = 'hit' | 'miss' | 'throttled' | 'failed';
 
 export type MembershipResult = { readonly ok: true; readonly memberOf: ReadonlySet<string> } | { readonly ok: false; readonly detail: string };
 
@@ -43,7 +52,14 @@ const DEFAULT_RETRY_AFTER_SECONDS = 30;
 /** A longer `Retry-After` is capped: membership lookups resume at the latest after this. */
 const MAX_RETRY_AFTER_SECONDS = 300;
 
-class GraphFailure extends Error {}
+class GraphFailure extends Error {
+  constructor(
+    message: string,
+    readonly throttled = false,
+  ) {
+    super(message);
+  }
+}
 
 interface CacheEntry {
   /** Known answers: group id → member or not. */
@@ -87,7 +103,7 @@ export function createGroupResolver(deps: GroupResolverDeps): GroupResolver {
       if (res.status === 429) {
         const wait = retryAfterSeconds(res.headers.get('retry-after'));
         throttledUntil.set(identity.tid, now() + wait * 1000);
-        throw new GraphFailure(`Graph throttled the lookup (429), pausing ${wait}s`);
+        throw new GraphFailure(`Graph throttled the lookup (429), pausing ${wait}s`, true);
       }
       if (!res.ok) throw new GraphFailure(`Graph answered ${res.status}`);
       const body: unknown = await res.json();
@@ -113,6 +129,14 @@ export function createGroupResolver(deps: GroupResolverDeps): GroupResolver {
     return answers;
   }
 
+  const report = (result: GraphLookupResult): void => {
+    try {
+      deps.onLookup?.(result);
+    } catch {
+      // Metrics never change a membership answer.
+    }
+  };
+
   return {
     async memberOf(identity, groupIds) {
       try {
@@ -124,7 +148,10 @@ export function createGroupResolver(deps: GroupResolverDeps): GroupResolver {
         let answers = known;
         if (missing.length > 0) {
           const pausedUntil = throttledUntil.get(identity.tid) ?? 0;
-          if (t < pausedUntil) return { ok: false, detail: `Graph throttled lookups in tenant ${identity.tid} for ${Math.ceil((pausedUntil - t) / 1000)}s more` };
+          if (t < pausedUntil) {
+            report('throttled');
+            return { ok: false, detail: `Graph throttled lookups in tenant ${identity.tid} for ${Math.ceil((pausedUntil - t) / 1000)}s more` };
+          }
           const flightKey = `${key}:${missing.join(',')}`;
           let flight = inFlight.get(flightKey);
           if (flight === undefined) {
@@ -136,8 +163,10 @@ export function createGroupResolver(deps: GroupResolverDeps): GroupResolver {
           // The entry keeps the deadline of its first answers: membership is re-read at least every TTL.
           cache.set(key, { answers, until: cached !== undefined && t < cached.until ? cached.until : t + settings.cacheTtlSeconds * 1000 });
         }
+        report(missing.length > 0 ? 'miss' : 'hit');
         return { ok: true, memberOf: new Set(groupIds.filter((id) => answers.get(id) === true)) };
       } catch (err) {
+        report(err instanceof GraphFailure && err.throttled ? 'throttled' : 'failed');
         return { ok: false, detail: err instanceof GraphFailure ? err.message : `group lookup failed: ${err instanceof Error ? err.name : 'error'}` };
       }
     },

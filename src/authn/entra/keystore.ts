@@ -2,7 +2,8 @@
  * Signing keys per tenant and token version, discovered from Entra's OpenID metadata: the refresh
  * state machine. Fetching and parsing the documents is `documents.ts`; URLs come from `urls.ts`.
  *
- * One key set exists for each configured tenant × accepted token version. Each set holds the
+ * One key set exists for each configured tenant × accepted token version (for Azure AD B2C: for
+ * each configured user flow, whose metadata names its own keys and issuer). Each set holds the
  * exact issuer its metadata publishes and the RSA keys of its JWKS, imported once when the set is
  * loaded so that the request path never imports a key. Sets are refreshed in the background, on
  * demand when a token names a key the set does not hold (rate-limited by a cooldown per set and a
@@ -27,9 +28,10 @@ import {
   type LoadedKeys,
   type Metadata,
 } from './documents.js';
+import { signingKeyOwners } from './app-keys.js';
 import { createFetchBudget } from './fetch-budget.js';
 import { createEntraHttpClient } from './http.js';
-import { entraUrl, TENANT_ID_TEMPLATE, type TokenVersion } from './urls.js';
+import { b2cUrl, entraUrl, TENANT_ID_TEMPLATE, type TokenVersion } from './urls.js';
 
 export { TENANT_ID_TEMPLATE, type TokenVersion, type KeyLookup };
 
@@ -96,6 +98,10 @@ export interface KeyStoreDeps {
 export interface KeySetStats {
   readonly tenant: string;
   readonly version: TokenVersion;
+  /** The B2C user flow of the set, if any. */
+  readonly userFlow: string | undefined;
+  /** The app whose own keys the set holds, if any. */
+  readonly appId: string | undefined;
   /** Usable keys currently held. */
   readonly keyCount: number;
   readonly expectedIssuer: string | undefined;
@@ -111,6 +117,14 @@ export interface KeySetStats {
   readonly refreshStuck: boolean;
   /** Refreshes on an unknown key refused because the store's JWKS budget was spent. */
   readonly refreshesOverBudget: number;
+}
+
+/** Narrows a tenant × version to one of its key sets. */
+export interface KeySetScope {
+  /** The B2C user flow (lower-case); absent outside B2C. */
+  readonly userFlow?: string | undefined;
+  /** The app whose own keys (claims mapping) are meant; absent for the common keys. */
+  readonly appId?: string | undefined;
 }
 
 export interface KeyStoreReadiness {
@@ -133,9 +147,9 @@ export interface KeyStore {
   readiness(): KeyStoreReadiness;
   /** Called with the new value whenever readiness flips. Returns an unsubscribe function. */
   onReadyChange(cb: (ready: boolean) => void): () => void;
-  resolveKey(tenant: string, version: TokenVersion, lookup: KeyLookup): Promise<KeyResolution>;
-  /** The exact issuer of a tenant × version, once its metadata has been loaded. Synchronous. */
-  expectedIssuer(tenant: string, version: TokenVersion): string | undefined;
+  resolveKey(tenant: string, version: TokenVersion, lookup: KeyLookup, scope?: KeySetScope): Promise<KeyResolution>;
+  /** The exact issuer of a tenant × version (within a scope), once its metadata has been loaded. Synchronous. */
+  expectedIssuer(tenant: string, version: TokenVersion, scope?: KeySetScope): string | undefined;
   stats(): KeySetStats[];
 }
 
@@ -152,6 +166,11 @@ const WATCHDOG_FACTOR = 2;
 interface KeySet {
   readonly tenant: string;
   readonly version: TokenVersion;
+  /** B2C user flow, lower-case (the set's identity), and as configured (its URL). */
+  readonly userFlow: string | undefined;
+  readonly flowPath: string | undefined;
+  /** Keys of this app's own (fetched with `?appid=`), or the common keys when undefined. */
+  readonly appId: string | undefined;
   readonly label: string;
   meta: Metadata | undefined;
   keys: LoadedKeys | undefined;
@@ -180,8 +199,35 @@ const defaultSchedule = (fn: () => Promise<void>, ms: number): (() => void) => {
   return () => clearTimeout(t);
 };
 
-function setKey(tenant: string, version: TokenVersion): string {
-  return `${tenant}|${version}`;
+function setKey(tenant: string, version: TokenVersion, scope: KeySetScope | undefined): string {
+  return `${tenant}|${version}|${scope?.userFlow ?? ''}|${scope?.appId ?? ''}`;
+}
+
+interface SetPlan {
+  tenant: string;
+  version: TokenVersion;
+  userFlow: string | undefined;
+  flowPath: string | undefined;
+  appId: string | undefined;
+  label: string;
+}
+
+/** The sets a configuration calls for: tenant × version, or the B2C tenant's user flows (v2.0). */
+function setsOf(config: EntraConfig): SetPlan[] {
+  const owners = signingKeyOwners(config);
+  const appLabel = (appId: string | undefined): string => (appId === undefined ? '' : ` app ${appId}`);
+  if (config.b2c !== undefined) {
+    const tenant = config.tenants[0] ?? '';
+    // Names compare case-insensitively; URLs keep the configured spelling, which B2C echoes in a `tfp` issuer.
+    return config.b2c.userFlows.flatMap((flow) =>
+      owners.map((appId) => ({ tenant, version: '2.0' as const, userFlow: flow.toLowerCase(), flowPath: flow, appId, label: `B2C tenant ${tenant} user flow ${flow}${appLabel(appId)}` })),
+    );
+  }
+  return config.tenants.flatMap((tenant) =>
+    config.tokenVersions.flatMap((version) =>
+      owners.map((appId) => ({ tenant, version, userFlow: undefined, flowPath: undefined, appId, label: `tenant ${tenant} v${version}${appLabel(appId)}` })),
+    ),
+  );
 }
 
 function describe(want: KeyLookup): string {
@@ -219,31 +265,32 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
   const stopController = new AbortController();
 
   const sets = new Map<string, KeySet>();
-  for (const tenant of config.tenants) {
-    for (const version of config.tokenVersions) {
-      const id = setKey(tenant, version);
-      if (sets.has(id)) continue;
-      sets.set(id, {
-        tenant,
-        version,
-        label: `tenant ${tenant} v${version}`,
-        meta: undefined,
-        keys: undefined,
-        lastSuccessAt: undefined,
-        consecutiveFailures: 0,
-        lastError: undefined,
-        inflight: undefined,
-        generation: 0,
-        appliedGeneration: 0,
-        lastMissRefreshAt: undefined,
-        cancelTimer: undefined,
-        cancelWatchdog: undefined,
-        abandonedRefreshes: 0,
-        refreshStuck: false,
-        refreshesOverBudget: 0,
-        fetches: { discovery: { ok: 0, error: 0 }, jwks: { ok: 0, error: 0 } },
-      });
-    }
+  for (const { tenant, version, userFlow, flowPath, appId, label } of setsOf(config)) {
+    const id = setKey(tenant, version, { userFlow, appId });
+    if (sets.has(id)) continue;
+    sets.set(id, {
+      tenant,
+      version,
+      userFlow,
+      flowPath,
+      appId,
+      label,
+      meta: undefined,
+      keys: undefined,
+      lastSuccessAt: undefined,
+      consecutiveFailures: 0,
+      lastError: undefined,
+      inflight: undefined,
+      generation: 0,
+      appliedGeneration: 0,
+      lastMissRefreshAt: undefined,
+      cancelTimer: undefined,
+      cancelWatchdog: undefined,
+      abandonedRefreshes: 0,
+      refreshStuck: false,
+      refreshesOverBudget: 0,
+      fetches: { discovery: { ok: 0, error: 0 }, jwks: { ok: 0, error: 0 } },
+    });
   }
 
   let started = false;
@@ -268,12 +315,13 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
     }
   }
 
-  // Apps with claims mapping have keys of their own: Entra serves them, and a `jwks_uri` that
-  // keeps the parameter, only when the metadata is asked for with `?appid=`.
-  const appIdQuery = config.signingKeysAppId === undefined ? '' : `?appid=${encodeURIComponent(config.signingKeysAppId)}`;
-
   function loadMetadata(set: KeySet, signal: AbortSignal): Promise<Metadata> {
-    const url = entraUrl(config.authority, set.tenant, 'metadata', set.version) + appIdQuery;
+    // Apps with claims mapping have keys of their own: Entra serves them, and a `jwks_uri` that
+    // keeps the parameter, only when the metadata is asked for with `?appid=`.
+    const url =
+      (set.flowPath === undefined
+        ? entraUrl(config.authority, set.tenant, 'metadata', set.version)
+        : b2cUrl(config.authority, config.b2c?.tenant ?? set.tenant, set.flowPath, 'metadata')) + (set.appId === undefined ? '' : `?appid=${encodeURIComponent(set.appId)}`);
     return fetchDocument(set, 'discovery', url, signal, (body) => parseMetadata(body, set.tenant, url, authorityProtocol));
   }
 
@@ -449,11 +497,12 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
     return refresh(set, 'unknown_key');
   }
 
-  async function resolveKey(tenant: string, version: TokenVersion, want: KeyLookup): Promise<KeyResolution> {
-    const set = sets.get(setKey(tenant, version));
+  async function resolveKey(tenant: string, version: TokenVersion, want: KeyLookup, scope?: KeySetScope): Promise<KeyResolution> {
+    const set = sets.get(setKey(tenant, version, scope));
     if (!set) {
       // Not a configured tenant × version: a deny, never "unavailable" (which may fail open).
-      return { ok: false, reason: 'token_key_unknown', detail: `no key set for tenant ${tenant} v${version}` };
+      const within = `${scope?.userFlow === undefined ? '' : ` user flow ${scope.userFlow}`}${scope?.appId === undefined ? '' : ` app ${scope.appId}`}`;
+      return { ok: false, reason: 'token_key_unknown', detail: `no key set for tenant ${tenant} v${version}${within}` };
     }
     if (want.kid === undefined && want.x5t === undefined) {
       return { ok: false, reason: 'token_key_unknown', detail: 'token header names no key (neither kid nor x5t)' };
@@ -525,14 +574,16 @@ export function createKeyStore(deps: KeyStoreDeps): KeyStore {
 
     resolveKey,
 
-    expectedIssuer(tenant, version) {
-      return sets.get(setKey(tenant, version))?.meta?.issuer;
+    expectedIssuer(tenant, version, scope) {
+      return sets.get(setKey(tenant, version, scope))?.meta?.issuer;
     },
 
     stats() {
       return [...sets.values()].map((set) => ({
         tenant: set.tenant,
         version: set.version,
+        userFlow: set.userFlow,
+        appId: set.appId,
         keyCount: set.keys?.count ?? 0,
         expectedIssuer: set.meta?.issuer,
         lastSuccessAt: set.lastSuccessAt,

@@ -53,3 +53,40 @@ function v1IssuerBase(authority: string): string {
 export function entraIssuer(authority: string, tenant: string, version: TokenVersion): string {
   return version === '2.0' ? `${tenantAuthority(authority, tenant)}/v2.0` : `${v1IssuerBase(authority)}/${tenant}/`;
 }
+
+/**
+ * Azure AD B2C serves OpenID metadata and keys per user flow (policy), below the B2C tenant named
+ * by its domain (`contoso.onmicrosoft.com`) or its tenant id.
+ */
+export type B2cEndpoint = 'metadata' | 'jwks' | 'authorize';
+
+const B2C_PATHS: Readonly<Record<B2cEndpoint, string>> = {
+  metadata: 'v2.0/.well-known/openid-configuration',
+  jwks: 'discovery/v2.0/keys',
+  authorize: 'oauth2/v2.0/authorize',
+};
+
+export function b2cUrl(authority: string, tenant: string, userFlow: string, endpoint: B2cEndpoint): string {
+  return `${tenantAuthority(authority, tenant)}/${userFlow}/${B2C_PATHS[endpoint]}`;
+}
+
+/** The user flow and endpoint a path below `/{tenant}/` names, if any (the emulator's router). */
+export function matchB2cPath(rest: string): { userFlow: string; endpoint: B2cEndpoint } | undefined {
+  const slash = rest.indexOf('/');
+  if (slash <= 0) return undefined;
+  const tail = rest.slice(slash + 1);
+  const endpoint = (Object.keys(B2C_PATHS) as B2cEndpoint[]).find((e) => B2C_PATHS[e] === tail);
+  return endpoint === undefined ? undefined : { userFlow: rest.slice(0, slash), endpoint };
+}
+
+/**
+ * The two issuer forms a B2C user flow can be set to emit (its "Issuer (iss) claim" setting):
+ * `{authority}/{tenant id}/v2.0/` (recommended) or `{authority}/tfp/{tenant id}/{user flow}/v2.0/`.
+ * Both end in a slash.
+ */
+export type B2cIssuerForm = 'tenant' | 'tfp';
+
+export function b2cIssuer(authority: string, tenantId: string, userFlow: string, form: B2cIssuerForm): string {
+  const base = authority.replace(/\/+$/, '');
+  return form === 'tfp' ? `${base}/tfp/${tenantId}/${userFlow}/v2.0/` : `${base}/${tenantId}/v2.0/`;
+}

@@ -16,6 +16,7 @@ import type { ReasonCode } from '../../core/reasons.js';
 import { tokenHash } from '../../core/token-hash.js';
 import { isRecord } from '../../core/values.js';
 import type { TokenVerifier, VerifyResult } from '../../core/verifier.js';
+import { signingKeysAppIdFor } from './app-keys.js';
 import { readMembershipClaims } from './claims.js';
 import { TENANT_ID_TEMPLATE, type KeyStore, type TokenVersion } from './keystore.js';
 
@@ -96,6 +97,10 @@ interface Selected {
   readonly keyId: string;
   readonly expectedIssuer: string;
   readonly keyIssuer: string | undefined;
+  /** Azure AD B2C: the user flow the token names, lower-case. */
+  readonly userFlow: string | undefined;
+  /** The app whose own keys verified the token (claims mapping), if any. */
+  readonly appId: string | undefined;
 }
 
 /** Attacker-controlled values in audit details: quoted (escaped) and truncated. */
@@ -125,6 +130,7 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
   const audiences = new Set(config.audiences);
   const skew = config.clockSkewSeconds;
   const maxBytes = config.maxTokenBytes;
+  const userFlows = config.b2c === undefined ? undefined : new Set(config.b2c.userFlows.map((f) => f.toLowerCase()));
 
   /**
    * Token version. The issuer form decides when it equals the issuer a tenant's metadata published
@@ -132,9 +138,9 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
    * set and expected issuer: the issuer is still matched exactly after the signature, so a token
    * that lies about its version fails there.
    */
-  function versionOf(tenant: string, iss: string, ver: unknown): TokenVersion {
-    if (iss === keys.expectedIssuer(tenant, '1.0')) return '1.0';
-    if (iss === keys.expectedIssuer(tenant, '2.0')) return '2.0';
+  function versionOf(tenant: string, iss: string, ver: unknown, appId: string | undefined): TokenVersion {
+    if (iss === keys.expectedIssuer(tenant, '1.0', { appId })) return '1.0';
+    if (iss === keys.expectedIssuer(tenant, '2.0', { appId })) return '2.0';
     if (ver === '1.0' || ver === '2.0') return ver;
     return '2.0';
   }
@@ -165,16 +171,13 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
     const claims = jsonObject(payloadSegment);
     if (claims === undefined) throw new Deny('token_malformed', 'payload is not a JSON object');
 
-    const tid = claims.tid;
-    if (typeof tid !== 'string' || !GUID.test(tid)) throw new Deny('token_claims_invalid', `tid ${q(tid)} is not a GUID`);
-    const tenant = tid.toLowerCase();
-    if (!tenants.has(tenant)) throw new Deny('token_tenant_not_allowed', `tenant ${tenant} is not allowed`);
-    const iss = claims.iss;
-    if (typeof iss !== 'string') throw new Deny('token_claims_invalid', 'iss is missing');
-    const version = versionOf(tenant, iss, claims.ver);
-    if (!versions.has(version)) throw new Deny('token_version_not_accepted', `token version ${version} is not accepted`);
+    // The unverified `aud` only picks the key set (an app's own keys under claims mapping); the
+    // audience is matched exactly after the signature.
+    const appId = signingKeysAppIdFor(config, acceptedAudience(claims.aud));
+    const { tid, tenant, version, userFlow } = userFlows === undefined ? tenantOf(claims, appId) : b2cUserFlowOf(claims, userFlows);
+    if (typeof claims.iss !== 'string') throw new Deny('token_claims_invalid', 'iss is missing');
 
-    const resolution = await keys.resolveKey(tenant, version, { kid, x5t });
+    const resolution = await keys.resolveKey(tenant, version, { kid, x5t }, { userFlow, appId });
     if (!resolution.ok) throw new Deny(resolution.reason, resolution.detail);
     return {
       claims,
@@ -185,7 +188,43 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
       keyId: resolution.keyId,
       expectedIssuer: resolution.expectedIssuer,
       keyIssuer: resolution.keyIssuer,
+      userFlow,
+      appId,
     };
+  }
+
+  /** The first accepted audience of an `aud` claim (string or array form), exact match. */
+  function acceptedAudience(aud: unknown): string | undefined {
+    if (typeof aud === 'string') return audiences.has(aud) ? aud : undefined;
+    if (Array.isArray(aud)) return aud.find((a): a is string => typeof a === 'string' && audiences.has(a));
+    return undefined;
+  }
+
+  /** Entra ID: the tenant is the token's `tid`, which must be allowed. */
+  function tenantOf(claims: Claims, appId: string | undefined): { tid: string; tenant: string; version: TokenVersion; userFlow: undefined } {
+    const tid = claims.tid;
+    if (typeof tid !== 'string' || !GUID.test(tid)) throw new Deny('token_claims_invalid', `tid ${q(tid)} is not a GUID`);
+    const tenant = tid.toLowerCase();
+    if (!tenants.has(tenant)) throw new Deny('token_tenant_not_allowed', `tenant ${tenant} is not allowed`);
+    const iss = claims.iss;
+    if (typeof iss !== 'string') throw new Deny('token_claims_invalid', 'iss is missing');
+    const version = versionOf(tenant, iss, claims.ver, appId);
+    if (!versions.has(version)) throw new Deny('token_version_not_accepted', `token version ${version} is not accepted`);
+    return { tid, tenant, version, userFlow: undefined };
+  }
+
+  /**
+   * Azure AD B2C: tokens carry no `tid`; the one configured tenant issues them, and the user flow
+   * named by `tfp` (or `acr`, by the older setting) picks the key set and exact issuer. B2C access
+   * tokens say `ver: 1.0` yet come from the v2.0 endpoints, so the claims are read as v2.0.
+   */
+  function b2cUserFlowOf(claims: Claims, accepted: ReadonlySet<string>): { tid: string; tenant: string; version: TokenVersion; userFlow: string } {
+    const named = claims.tfp ?? claims.acr;
+    if (typeof named !== 'string' || named === '') throw new Deny('token_claims_invalid', 'neither tfp nor acr names a user flow');
+    const userFlow = named.toLowerCase();
+    if (!accepted.has(userFlow)) throw new Deny('token_user_flow_not_allowed', `user flow ${q(named)} is not accepted`);
+    const tenant = [...tenants][0] ?? '';
+    return { tid: tenant, tenant, version: '2.0', userFlow };
   }
 
   /** Checks on verified claims (steps 5–9); returns the identity or a deny. */
@@ -205,7 +244,8 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
     // issuer of another tenant are different strings and fail here.
     const iss = c.iss as string;
     if (iss !== s.expectedIssuer) {
-      return deny('token_issuer_invalid', `iss ${q(iss)} is not the issuer of tenant ${s.tenant} v${s.version}`);
+      const of = s.userFlow === undefined ? `tenant ${s.tenant} v${s.version}` : `B2C user flow ${s.userFlow}`;
+      return deny('token_issuer_invalid', `iss ${q(iss)} is not the issuer of ${of}`);
     }
     // A JWKS key may be tied to one issuer (the `common` set mixes keys of other clouds and of
     // personal accounts). Its template, filled with the token's tid, must name the token's issuer.
@@ -213,7 +253,7 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
     // tenant's v2 issuer (v1 and v2 sets share keys).
     if (s.keyIssuer !== undefined) {
       const effective = s.keyIssuer.split(TENANT_ID_TEMPLATE).join(s.tid);
-      const sameTenantV2 = s.version === '1.0' && effective === keys.expectedIssuer(s.tenant, '2.0');
+      const sameTenantV2 = s.version === '1.0' && effective === keys.expectedIssuer(s.tenant, '2.0', { userFlow: s.userFlow, appId: s.appId });
       if (effective !== iss && !sameTenantV2) {
         return deny('token_issuer_invalid', `key ${q(s.keyId)} is tied to issuer ${q(effective)}, not ${q(iss)}`);
       }
@@ -221,12 +261,7 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
 
     // Audience: exact match, string or array form.
     const aud = c.aud;
-    let audience: string | undefined;
-    if (typeof aud === 'string') {
-      if (audiences.has(aud)) audience = aud;
-    } else if (Array.isArray(aud)) {
-      audience = aud.find((a): a is string => typeof a === 'string' && audiences.has(a));
-    }
+    const audience = acceptedAudience(aud);
     if (audience === undefined) return deny('token_audience_invalid', `aud ${q(aud)} is not an accepted audience`);
 
     // Permissions.
