@@ -29,7 +29,7 @@ export function runWorker(options: WorkerOptions): Promise<number> {
     if (process.connected) process.send?.(m, undefined, {}, done);
     else done();
   };
-  const fetch = createWorkerFetch(send, (listener) => listeners.push(listener));
+  const keyDocumentFetch = createWorkerFetch(send, (listener) => listeners.push(listener));
 
   return new Promise<number>((resolve) => {
     let app: RunningApp | undefined;
@@ -78,7 +78,7 @@ export function runWorker(options: WorkerOptions): Promise<number> {
         auditTarget: forwarder,
         onWarning: (message) => log.warn(message),
       });
-      app = await startApp(config, { log, telemetry, fetch });
+      app = await startApp(config, { log, telemetry, keyDocumentFetch });
       const running = app;
       const report = (): void => send({ type: 'entra-authz:serving', serving: running.isServing() });
       running.onServingChange(report);

@@ -33,6 +33,12 @@ export type RuntimeTelemetry = Pick<Telemetry, 'checks' | 'recordDecision' | 'on
 };
 
 export interface RuntimeDeps {
+  /**
+   * How the key store fetches OpenID metadata and JWKS (plain GETs). Worker processes pass the
+   * primary's shared fetch here, so key documents are fetched once for all workers. Default: fetch.
+   */
+  readonly keyDocumentFetch?: typeof globalThis.fetch;
+  /** Every other outbound call (Microsoft Graph POSTs with the server's token). Default: fetch. */
   readonly fetch?: typeof globalThis.fetch;
   /** Milliseconds since the epoch; tests freeze it. */
   readonly now?: () => number;
@@ -132,7 +138,7 @@ export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<
   const newKeyStore = (cfg: Config): KeyStore =>
     createKeyStore({
       config: cfg.entra,
-      ...(deps.fetch ? { fetch: deps.fetch } : {}),
+      ...(deps.keyDocumentFetch ? { fetch: deps.keyDocumentFetch } : {}),
       ...(telemetry?.traceKeyFetches ? { wrapFetch: telemetry.traceKeyFetches } : {}),
       now,
       checkDeadlineMs: cfg.server.checkDeadlineMs,

@@ -15,7 +15,7 @@ describe('group overage resolved through Microsoft Graph (emulated) by the real 
     h = undefined;
   });
 
-  const start = async (): Promise<Harness> => {
+  const start = async (extraDeps: { keyDocumentFetch?: typeof globalThis.fetch } = {}): Promise<Harness> => {
     // The Graph token is asked for at check time, once the harness (and its emulator) exists.
     const box: { harness?: Harness } = {};
     const started = await startHarness({
@@ -26,7 +26,10 @@ describe('group overage resolved through Microsoft Graph (emulated) by the real 
         { name: 'payments', match: { contextExtensions: { policy: 'payments' } }, require: { groups: { anyOf: [PAYMENTS] } } },
         { name: 'any', require: {} },
       ],
-      deps: { graphToken: (tenant) => box.harness!.emulator.issueToken({ tenant, audience: 'https://graph.microsoft.com', appId: reader.clientId, roles: ['GroupMember.Read.All'] }) },
+      deps: {
+        ...extraDeps,
+        graphToken: (tenant) => box.harness!.emulator.issueToken({ tenant, audience: 'https://graph.microsoft.com', appId: reader.clientId, roles: ['GroupMember.Read.All'] }),
+      },
     });
     box.harness = started;
     await started.waitServing();
@@ -47,6 +50,22 @@ describe('group overage resolved through Microsoft Graph (emulated) by the real 
     expect(hh.emulator.graph.calls).toBe(1);
     allowance(await payments(hh, await overageUserToken(hh)));
     expect(hh.emulator.graph.calls).toBe(1);
+  });
+
+  it('calls Graph itself when key documents come through a GET-only shared fetch, as in worker processes', async () => {
+    const keyDocuments: string[] = [];
+    // Like the workers' fetch through the primary: plain GETs of key documents, nothing else.
+    const keyDocumentFetch = ((url: string | URL | Request, init?: RequestInit) => {
+      if (init?.method !== undefined && init.method !== 'GET') throw new Error(`key-document fetch asked for ${init.method}`);
+      keyDocuments.push(String(url));
+      return globalThis.fetch(url, init);
+    }) as typeof globalThis.fetch;
+    const hh = await start({ keyDocumentFetch });
+    hh.emulator.graph.setMemberships(USER, [PAYMENTS]);
+    allowance(await payments(hh, await overageUserToken(hh)));
+    expect(hh.emulator.graph.calls).toBe(1);
+    expect(keyDocuments.length).toBeGreaterThan(0);
+    expect(keyDocuments.filter((u) => u.includes('checkMemberGroups'))).toEqual([]);
   });
 
   it('denies with 403 missing_group when Graph says the user is not a member', async () => {
