@@ -169,7 +169,6 @@ export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<
     return { config: cfg, keys, decider, settings: responseSettings(cfg) };
   };
 
-  /** Fail closed: whatever went wrong, the caller gets an `internal_error` deny and the log one line. */
   /** The HTTP status an HTTP-mode span records; undefined in gRPC mode or if the adapter's mapping fails. */
   const statusFor = (via: CheckVia, response: ResponsePlan): number | undefined => {
     try {
