@@ -24,7 +24,9 @@ import { arr, obj, repoPath, type Obj } from '../test/deploy/helpers.js';
 import { externalBinary } from '../test/support/external-binary.js';
 import { startEntraAuthz, startEnvoy, type RunningEnvoy } from '../test/envoy/processes.js';
 import { renderEnvoyConfig } from '../test/envoy/render.js';
-import { closedPort, composeAuthzConfig } from '../test/envoy/stack.js';
+import { composeAuthzConfig } from '../test/envoy/stack.js';
+import { freePort } from '../test/support/loopback.js';
+import { writeSection } from './report.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
 /** The rate the latency target is set at. */
@@ -36,7 +38,6 @@ const RATE = Number(process.env['BENCH_RATE'] ?? 2000);
 const RATE_CLIENTS = 20;
 const SATURATE_CLIENTS = Number(process.env['BENCH_CLIENTS'] ?? 4);
 const SATURATE_STREAMS = Number(process.env['BENCH_STREAMS'] ?? 4);
-const SECTION = '## Through Envoy';
 const UPSTREAM_MARK = 'x-bench-upstream';
 const run = promisify(execFile);
 
@@ -284,25 +285,6 @@ function table(results: Result[], load: string): string {
   ].join('\n');
 }
 
-/** Replaces this script's section of docs/benchmark.md (or appends it), leaving the rest alone. */
-function writeSection(body: string): void {
-  const file = repoPath('docs', 'benchmark.md');
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    text = '# Benchmarks\n';
-  }
-  const start = text.indexOf(`${SECTION}\n`);
-  const section = `${SECTION}\n\n${body}\n`;
-  if (start < 0) text = `${text.trimEnd()}\n\n${section}`;
-  else {
-    const next = text.indexOf('\n## ', start + SECTION.length);
-    text = text.slice(0, start) + section + (next < 0 ? '' : text.slice(next + 1));
-  }
-  writeFileSync(file, text);
-}
-
 async function main(): Promise<void> {
   const envoyBin = need('envoy');
   const h2load = need('h2load');
@@ -316,7 +298,7 @@ async function main(): Promise<void> {
   for (const rule of arr(config['rules']).map(obj)) delete obj(rule['require'])['peer'];
   obj(config['telemetry'])['audit'] = { sink: 'off' };
   const authz = await startEntraAuthz(config);
-  const upstreamPort = await closedPort();
+  const upstreamPort = await freePort();
   const upstream = await startEnvoy(envoyBin, upstreamBootstrap(upstreamPort));
   const emulatorPort = Number(new URL(emulator.url).port);
   const writer = await emulator.issueToken({ appId: DEMO.clients.writer.clientId });
@@ -357,7 +339,7 @@ async function main(): Promise<void> {
   }
   const body = table(results, load);
   console.log(body);
-  writeSection(body);
+  await writeSection(repoPath('docs', 'benchmark.md'), 'Through Envoy', body);
 }
 
 main().catch((err: unknown) => {

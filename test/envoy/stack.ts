@@ -14,9 +14,6 @@ import { freePort } from '../support/loopback.js';
 /** The entra-authz configuration the compose stack ships, which the Envoy configs are made for. */
 const COMPOSE_CONFIG = ['deploy', 'compose', 'entra-authz.yaml'] as const;
 
-/** A port nothing listens on (bound, read, released). */
-export const closedPort = freePort;
-
 /**
  * deploy/compose/entra-authz.yaml moved to loopback: the emulator as authority, port 0, the
  * test's certificates, admin on loopback; rules and response settings as shipped. `tls: false`
