@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { envoyCheckRequest } from '../src/cli/check.js';
 import { DEMO, startEntraEmulator } from '../src/dev/emulator.js';
 import { createTestPki } from '../test/fixtures/certs.js';
-import { median, pacedLatencies, percentile, requireH2load, saturatedRate, type LoadShape } from './h2load.js';
+import { grpcCheck, median, pacedLatencies, percentile, requireH2load, saturatedRate, type LoadShape } from './h2load.js';
 import { table, writeSection } from './report.js';
 import { assertOutcome, grpcFrame, productConfig, requests, type ServerOptions } from './scenarios.js';
 import { buildServers, residentMemory, startEmptyServer, startProductServer, type ServerProcess } from './servers.js';
@@ -99,11 +99,11 @@ async function main(): Promise<void> {
     for (let round = 1; round <= ROUNDS; round++) {
       process.stderr.write(`round ${round}/${ROUNDS}\n`);
       for (const row of rows) {
-        rates.get(row)!.push(await saturatedRate(servers.get(row.server)!.address, bodies.get(row.request)!, row.shape, CHECKS));
+        rates.get(row)!.push(await saturatedRate(grpcCheck(servers.get(row.server)!.address, bodies.get(row.request)!), row.shape, CHECKS));
       }
       for (const rps of PACED_RATES) {
         for (const server of pacedServers) {
-          const samples = await pacedLatencies(servers.get(server)!.address, bodies.get('allow')!, rps, PACED_SECONDS, join(dir, 'paced.log'));
+          const samples = await pacedLatencies(grpcCheck(servers.get(server)!.address, bodies.get('allow')!), rps, PACED_SECONDS, join(dir, 'paced.log'));
           const key = `${server}@${rps}`;
           paced.set(key, [...(paced.get(key) ?? []), ...samples]);
         }

@@ -1,7 +1,8 @@
 /**
  * nghttp2's `h2load` as the load generator: its own process (a grpc-js client in the bench process
  * would be the bottleneck and hide the server's cost), speaking HTTP/2 as Envoy's ext_authz
- * cluster does. Debian/Ubuntu package: `nghttp2-client`.
+ * cluster does, or HTTP/1.1 (`--h1`) as forward-auth proxies do. Debian/Ubuntu package:
+ * `nghttp2-client`.
  */
 import { execFile } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
@@ -25,44 +26,66 @@ export async function requireH2load(): Promise<string> {
   }
 }
 
-function args(address: string, bodyFile: string, shape: LoadShape): string[] {
-  return [
-    '-c', String(shape.connections), '-m', String(shape.streams),
-    '-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers',
-    `http://${address}${CHECK_PATH}`,
-  ];
-}
-
 export interface LoadShape {
-  /** HTTP/2 connections. */
+  /** Connections. */
   readonly connections: number;
-  /** Concurrent streams per connection. */
+  /** Concurrent streams per connection (HTTP/2); over HTTP/1.1 keep it at 1, as proxies do not pipeline. */
   readonly streams: number;
 }
 
-function parse(stdout: string): { rate: number } {
+/** What h2load sends, and the class of status every answer must have. */
+export interface LoadTarget {
+  readonly args: readonly string[];
+  readonly status: '2xx' | '4xx';
+}
+
+/** Envoy's ext_authz gRPC Check over HTTP/2, the framed CheckRequest in `bodyFile`. */
+export function grpcCheck(address: string, bodyFile: string): LoadTarget {
+  return { args: ['-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', `http://${address}${CHECK_PATH}`], status: '2xx' };
+}
+
+/**
+ * A bodiless GET over HTTP/1.1 keep-alive connections, as a forward-auth proxy sends its
+ * authorization requests. `host` becomes the Host header (h2load writes `:authority` as Host).
+ */
+export function http1Request(address: string, path: string, host: string, headers: Readonly<Record<string, string>>, status: LoadTarget['status']): LoadTarget {
+  const extra = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
+  return { args: ['--h1', '-H', `:authority: ${host}`, ...extra, `http://${address}${path}`], status };
+}
+
+function args(target: LoadTarget, shape: LoadShape): string[] {
+  return ['-c', String(shape.connections), '-m', String(shape.streams), ...target.args];
+}
+
+function parse(stdout: string, status: LoadTarget['status']): { rate: number } {
   const rate = /finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(stdout);
-  const failed = /requests: .* (\d+) failed, (\d+) errored, (\d+) timeout/.exec(stdout);
-  if (!rate || !failed || failed.slice(1).some((n) => n !== '0')) throw new Error(`h2load: failed requests or unexpected output\n${stdout}`);
+  // h2load counts a 4xx answer as "failed"; "errored" and "timeout" are requests without an answer.
+  const done = /requests: .* (\d+) done, \d+ succeeded, \d+ failed, (\d+) errored, (\d+) timeout/.exec(stdout);
+  const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(stdout);
+  // Every answer must be of the expected class: anything else means the scenario measured another outcome.
+  const answered = codes?.[['2xx', '3xx', '4xx', '5xx'].indexOf(status) + 1];
+  if (!rate || !done || done[2] !== '0' || done[3] !== '0' || answered !== done[1]) {
+    throw new Error(`h2load: failed requests, answers other than ${status}, or unexpected output\n${stdout}`);
+  }
   return { rate: Number(rate[1]) };
 }
 
 /** Requests per second for `checks` requests as fast as the server answers, after a 1 s warm-up. */
-export async function saturatedRate(address: string, bodyFile: string, shape: LoadShape, checks: number): Promise<number> {
-  const { stdout } = await run('h2load', ['-n', String(checks), '--warm-up-time', '1', ...args(address, bodyFile, shape)]);
-  return parse(stdout).rate;
+export async function saturatedRate(target: LoadTarget, shape: LoadShape, checks: number): Promise<number> {
+  const { stdout } = await run('h2load', ['-n', String(checks), '--warm-up-time', '1', ...args(target, shape)]);
+  return parse(stdout, target.status).rate;
 }
 
 /**
  * Round-trip times (µs) of requests sent at a fixed rate on one connection for `seconds`
  * (from h2load's `--log-file`). The first second is dropped as warm-up.
  */
-export async function pacedLatencies(address: string, bodyFile: string, rps: number, seconds: number, logFile: string): Promise<number[]> {
+export async function pacedLatencies(target: LoadTarget, rps: number, seconds: number, logFile: string): Promise<number[]> {
   const { stdout } = await run('h2load', [
     '-D', String(seconds + 1), '--rps', String(rps), '--log-file', logFile,
-    ...args(address, bodyFile, { connections: 1, streams: 64 }),
+    ...args(target, { connections: 1, streams: 64 }),
   ]);
-  parse(stdout);
+  parse(stdout, target.status);
   const log = await readFile(logFile, 'utf8');
   // h2load appends to an existing log file.
   await rm(logFile);

@@ -1,8 +1,9 @@
 /**
  * What the benchmark measures: the servers (configurations) and the Envoy-shaped CheckRequests sent
- * to them. Every request is first sent once through a gRPC client and its answer checked, so a
- * scenario can never silently measure the wrong outcome.
+ * to them. Every request is first sent once through a gRPC client (or, in HTTP mode, an HTTP
+ * client) and its answer checked, so a scenario can never silently measure the wrong outcome.
  */
+import { request as httpRequest } from 'node:http';
 import { credentials } from '@grpc/grpc-js';
 import type { CheckRequestOptions } from '../src/cli/check.js';
 import { DEMO } from '../src/dev/emulator.js';
@@ -20,16 +21,27 @@ export interface ServerOptions {
   readonly audit?: boolean;
   readonly tokenCache?: boolean;
   readonly workers?: number;
+  /**
+   * Also serve HTTP authorization requests (`server.http`), with a path-matched rule for the 403
+   * case: proxies cannot send context extensions.
+   */
+  readonly http?: boolean;
   /** CA bundle file and trusted front proxy for the peer-identity server. */
   readonly peer?: { readonly caBundleFile: string };
 }
 
 const SHOP = 'spiffe://cluster.local/ns/shop/sa/*';
+/** Paths below this need Orders.Write (with `http`), which the reader token lacks. */
+export const WRITE_PATH = '/orders/new';
 
 /** The product's configuration for one server; everything not named here is the shipped default. */
 export function productConfig(o: ServerOptions): unknown {
   return {
-    server: { listen: '127.0.0.1:0', ...(o.workers !== undefined ? { workers: o.workers } : {}) },
+    server: {
+      listen: '127.0.0.1:0',
+      ...(o.workers !== undefined ? { workers: o.workers } : {}),
+      ...(o.http ? { http: { listen: '127.0.0.1:0' } } : {}),
+    },
     entra: {
       authority: o.authority,
       tenants: [DEMO.tenantId],
@@ -40,6 +52,7 @@ export function productConfig(o: ServerOptions): unknown {
     rules: [
       ...(o.peer ? [{ name: 'shop', match: { contextExtensions: { route: 'shop' } }, require: { peer: { spiffePatterns: [SHOP] }, roles: { anyOf: ['Orders.Read'] } } }] : []),
       { name: 'orders-write', match: { contextExtensions: { policy: 'orders-write' } }, require: { roles: { anyOf: ['Orders.Write'] } } },
+      ...(o.http ? [{ name: 'orders-new', match: { paths: [{ prefix: WRITE_PATH }] }, require: { roles: { anyOf: ['Orders.Write'] } } }] : []),
       { name: 'orders-read', require: { roles: { anyOf: ['Orders.Read'] } } },
     ],
     telemetry: { admin: { listen: '127.0.0.1:0' }, audit: { sink: o.audit === false ? 'off' : 'stdout' } },
@@ -112,4 +125,25 @@ export async function assertOutcome(address: string, request: unknown, expected:
   } finally {
     client.close();
   }
+}
+
+const STATUS_CODES: Record<string, number> = { Unauthorized: 401, Forbidden: 403 };
+
+/**
+ * Sends one HTTP authorization request (as a forward-auth proxy would: GET, no body) and throws
+ * unless the answer is `expected`: 200 with a decision id, or the deny's status.
+ */
+export async function assertHttpOutcome(address: string, path: string, headers: Readonly<Record<string, string>>, expected: Expected, what: string): Promise<void> {
+  const answer = await new Promise<{ status: number; decisionId: unknown; body: string }>((resolve, reject) => {
+    const req = httpRequest({ host: address.slice(0, address.lastIndexOf(':')), port: Number(address.slice(address.lastIndexOf(':') + 1)), path, headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, decisionId: res.headers['x-entra-decision-id'], body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  const ok = expected.kind === 'allow' ? answer.status === 200 && typeof answer.decisionId === 'string' : answer.status === STATUS_CODES[expected.httpStatus];
+  if (!ok) throw new Error(`${what}: expected ${JSON.stringify(expected)}, got ${answer.status} ${answer.body.slice(0, 600)}`);
 }

@@ -17,7 +17,7 @@ const BUILD = join(ROOT, 'node_modules/.cache/entra-authz-bench');
 
 const run = promisify(execFile);
 
-/** Compiles src/ and the baseline server to plain JavaScript (tsc, the project's settings). */
+/** Compiles src/ and the baseline servers to plain JavaScript (tsc, the project's settings). */
 export async function buildServers(): Promise<void> {
   const tsconfig = join(BUILD, 'tsconfig.json');
   await mkdir(BUILD, { recursive: true });
@@ -26,7 +26,7 @@ export async function buildServers(): Promise<void> {
     JSON.stringify({
       extends: join(ROOT, 'tsconfig.json'),
       compilerOptions: { noEmit: false, rootDir: ROOT, outDir: BUILD, incremental: true, tsBuildInfoFile: join(BUILD, 'tsbuildinfo') },
-      include: [join(ROOT, 'src'), join(ROOT, 'bench/empty-server.ts')],
+      include: [join(ROOT, 'src'), join(ROOT, 'bench/empty-server.ts'), join(ROOT, 'bench/empty-http-server.ts')],
     }),
   );
   await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', tsconfig], { cwd: ROOT });
@@ -34,8 +34,10 @@ export async function buildServers(): Promise<void> {
 
 export interface ServerProcess {
   readonly name: string;
-  /** host:port of the gRPC listener. */
+  /** host:port of the gRPC listener (the HTTP listener for the empty node:http server). */
   readonly address: string;
+  /** host:port of the HTTP authorization listener, when the configuration sets `server.http`. */
+  readonly httpAddress?: string;
   readonly pid: number;
   stop(): Promise<void>;
 }
@@ -76,10 +78,17 @@ function waitForLine<T>(child: ChildProcess, stream: NodeJS.ReadableStream, pick
   });
 }
 
-export async function startEmptyServer(): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [join(BUILD, 'bench/empty-server.js')], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+const EMPTY_SERVERS = {
+  grpc: { script: 'bench/empty-server.js', name: 'empty grpc-js handler' },
+  http: { script: 'bench/empty-http-server.js', name: 'empty node:http handler' },
+} as const;
+
+/** The baseline for `mode`: an empty grpc-js Check handler, or an empty node:http handler answering 200. */
+export async function startEmptyServer(mode: keyof typeof EMPTY_SERVERS = 'grpc'): Promise<ServerProcess> {
+  const { script, name } = EMPTY_SERVERS[mode];
+  const child = spawn(process.execPath, [join(BUILD, script)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   const address = await waitForLine(child, child.stdout!, (l) => (typeof l['address'] === 'string' ? l['address'] : undefined));
-  return { name: 'empty grpc-js handler', address, pid: child.pid!, stop: stopper(child) };
+  return { name, address, pid: child.pid!, stop: stopper(child) };
 }
 
 /**
@@ -95,11 +104,17 @@ export async function startProductServer(name: string, config: unknown, dir: str
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const stop = stopper(child);
-  const found: { address?: string; admin?: string } = {};
+  const found: { address?: string; httpAddress?: string; admin?: string } = {};
+  const wantsHttp = (config as { server?: { http?: unknown } }).server?.http !== undefined;
   await waitForLine(child, child.stderr!, (l) => {
-    if (typeof l['address'] === 'string') found.address = l['address'];
+    // Both listeners log `address`; the HTTP one says so in its message.
+    if (typeof l['address'] === 'string') {
+      if (String(l['msg']).startsWith('HTTP')) found.httpAddress = l['address'];
+      else found.address = l['address'];
+    }
     if (typeof l['admin'] === 'string') found.admin = l['admin'];
-    return found.address !== undefined && found.admin !== undefined ? found : undefined;
+    const complete = found.address !== undefined && found.admin !== undefined && (!wantsHttp || found.httpAddress !== undefined);
+    return complete ? found : undefined;
   }).catch(async (err: unknown) => {
     await stop();
     throw err;
@@ -107,7 +122,7 @@ export async function startProductServer(name: string, config: unknown, dir: str
   child.stderr!.resume();
   for (let i = 0; i < 500; i++) {
     const ready = await fetch(`${found.admin}/readyz`).then((r) => r.ok, () => false);
-    if (ready) return { name, address: found.address!, pid: child.pid!, stop };
+    if (ready) return { name, address: found.address!, ...(found.httpAddress ? { httpAddress: found.httpAddress } : {}), pid: child.pid!, stop };
     await new Promise((r) => setTimeout(r, 20));
   }
   await stop();
