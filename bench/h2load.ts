@@ -57,7 +57,8 @@ function args(target: LoadTarget, shape: LoadShape): string[] {
   return ['-c', String(shape.connections), '-m', String(shape.streams), ...target.args];
 }
 
-function parse(stdout: string, status: LoadTarget['status']): { rate: number } {
+/** h2load's req/s from its output; throws unless every request was answered with `status`. */
+export function rateFromOutput(stdout: string, status: LoadTarget['status']): number {
   const rate = /finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(stdout);
   // h2load counts a 4xx answer as "failed"; "errored" and "timeout" are requests without an answer.
   const done = /requests: .* (\d+) done, \d+ succeeded, \d+ failed, (\d+) errored, (\d+) timeout/.exec(stdout);
@@ -67,13 +68,13 @@ function parse(stdout: string, status: LoadTarget['status']): { rate: number } {
   if (!rate || !done || done[2] !== '0' || done[3] !== '0' || answered !== done[1]) {
     throw new Error(`h2load: failed requests, answers other than ${status}, or unexpected output\n${stdout}`);
   }
-  return { rate: Number(rate[1]) };
+  return Number(rate[1]);
 }
 
 /** Requests per second for `checks` requests as fast as the server answers, after a 1 s warm-up. */
 export async function saturatedRate(target: LoadTarget, shape: LoadShape, checks: number): Promise<number> {
   const { stdout } = await run('h2load', ['-n', String(checks), '--warm-up-time', '1', ...args(target, shape)]);
-  return parse(stdout, target.status).rate;
+  return rateFromOutput(stdout, target.status);
 }
 
 /**
@@ -85,7 +86,7 @@ export async function pacedLatencies(target: LoadTarget, rps: number, seconds: n
     '-D', String(seconds + 1), '--rps', String(rps), '--log-file', logFile,
     ...args(target, { connections: 1, streams: 64 }),
   ]);
-  parse(stdout, target.status);
+  rateFromOutput(stdout, target.status);
   const log = await readFile(logFile, 'utf8');
   // h2load appends to an existing log file.
   await rm(logFile);
