@@ -16,18 +16,14 @@ import { DEMO, startEntraEmulator } from '../src/dev/emulator.js';
 import { createTestPki } from '../test/fixtures/certs.js';
 import { grpcCheck, median, pacedLatencies, percentile, requireH2load, saturatedRate, type LoadShape } from './h2load.js';
 import { table, writeSection } from './report.js';
+import { positiveIntEnv } from './env.js';
 import { assertOutcome, grpcFrame, productConfig, requests, type ServerOptions } from './scenarios.js';
 import { buildServers, residentMemory, startEmptyServer, startProductServer, type ServerProcess } from './servers.js';
 
-const env = (name: string, fallback: number): number => {
-  const v = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`${name} must be a positive integer`);
-  return v;
-};
-const CHECKS = env('BENCH_CHECKS', 20_000);
-const ROUNDS = env('BENCH_ROUNDS', 3);
-const PACED_SECONDS = env('BENCH_PACED_SECONDS', 8);
-const WORKERS = env('BENCH_WORKERS', availableParallelism());
+const CHECKS = positiveIntEnv('BENCH_CHECKS', 20_000);
+const ROUNDS = positiveIntEnv('BENCH_ROUNDS', 3);
+const PACED_SECONDS = positiveIntEnv('BENCH_PACED_SECONDS', 8);
+const WORKERS = positiveIntEnv('BENCH_WORKERS', availableParallelism());
 const PACED_RATES = [2_000, 5_000];
 const ONE_CONNECTION: LoadShape = { connections: 1, streams: 64 };
 const FOUR_CONNECTIONS: LoadShape = { connections: 4, streams: 16 };

@@ -17,19 +17,15 @@ import { envoyCheckRequest } from '../src/cli/check.js';
 import { DEMO, startEntraEmulator } from '../src/dev/emulator.js';
 import { grpcCheck, http1Request, median, requireH2load, saturatedRate, type LoadShape, type LoadTarget } from './h2load.js';
 import { table, writeSection } from './report.js';
+import { positiveIntEnv } from './env.js';
 import { assertHttpOutcome, assertOutcome, grpcFrame, productConfig, WRITE_PATH, type Expected } from './scenarios.js';
 import { buildServers, startEmptyServer, startProductServer, type ServerProcess } from './servers.js';
 
-const env = (name: string, fallback: number): number => {
-  const v = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`${name} must be a positive integer`);
-  return v;
-};
-const CHECKS = env('BENCH_CHECKS', 20_000);
-const ROUNDS = env('BENCH_ROUNDS', 3);
+const CHECKS = positiveIntEnv('BENCH_CHECKS', 20_000);
+const ROUNDS = positiveIntEnv('BENCH_ROUNDS', 3);
 /** gRPC multiplexes every check on one connection; HTTP/1.1 needs a connection per check in flight. */
 const GRPC_SHAPE: LoadShape = { connections: 1, streams: 64 };
-const HTTP_SHAPE: LoadShape = { connections: env('BENCH_HTTP_CONNECTIONS', 64), streams: 1 };
+const HTTP_SHAPE: LoadShape = { connections: positiveIntEnv('BENCH_HTTP_CONNECTIONS', 64), streams: 1 };
 const REPORT = fileURLToPath(new URL('../docs/benchmark.md', import.meta.url));
 const HOST = 'api.example.com';
 const PATH = '/orders/42';
