@@ -1,12 +1,14 @@
 /**
  * The baseline: a grpc-js Check handler that does nothing, on the same Envoy protos and
- * proto-loader options as the product (the request is still decoded and the response encoded).
+ * proto-loader options and grpc-js server options as the product (the request is still decoded
+ * and the response encoded).
  * Run as its own process, like the product server; prints its address as one JSON line.
  */
 import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { GRPC_SERVER_OPTIONS } from '../src/server/grpc.js';
 import { loadAuthorizationService } from '../src/server/protos.js';
 
-const server = new Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
+const server = new Server({ ...GRPC_SERVER_OPTIONS });
 server.addService(loadAuthorizationService(), {
   Check: (_call: unknown, callback: (err: null, response: unknown) => void) => callback(null, { status: { code: 0 }, ok_response: {} }),
 });

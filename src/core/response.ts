@@ -9,6 +9,8 @@ export type Metadata = Readonly<Record<string, MetadataValue>>;
 export type ResponsePlan =
   | {
       readonly kind: 'allow';
+      /** Names the plan by everything but its decision id (see `sameAs`); absent when unnamed. */
+      readonly sameAs?: string | undefined;
       /** Set on the upstream request, each with OVERWRITE_IF_EXISTS_OR_ADD. */
       readonly setHeaders: readonly (readonly [string, string])[];
       /** Removed from the upstream request (client-sent identity headers we do not overwrite). */
@@ -17,6 +19,8 @@ export type ResponsePlan =
     }
   | {
       readonly kind: 'deny';
+      /** Names the plan by everything but its decision id (see `sameAs`); absent when unnamed. */
+      readonly sameAs?: string | undefined;
       readonly grpcCode: GrpcCode;
       readonly httpStatus: number;
       readonly headers: readonly (readonly [string, string])[];
@@ -99,6 +103,8 @@ export interface ResponseSettings {
   readonly authorizationUri: string;
   /** Client-sent headers removed from every allowed request (see `headerStripping`). */
   readonly stripHeaders: HeaderStripping;
+  /** Names this configuration's plans (see `sameAs`): unique per configuration. Plans are unnamed without it. */
+  readonly planScope?: string | undefined;
 }
 
 /** The caller's mTLS identity as the response shows it (mTLS's PeerIdentity fits this shape). */
@@ -183,7 +189,8 @@ export function planResponse(decision: Decision, settings: ResponseSettings, pee
     }
     if (settings.removeTokenHeader && decision.identity) removeHeaders.push(settings.tokenHeader);
     removeHeaders.push(...strippedHeaders(settings, requestHeaders, new Set(setHeaders.map(([k]) => k))));
-    return { kind: 'allow', setHeaders, removeHeaders: [...new Set(removeHeaders)], metadata: metadataOf(decision, peer) };
+    const removed = [...new Set(removeHeaders)];
+    return { kind: 'allow', sameAs: nameOf(settings.planScope, decision, peer, removed), setHeaders, removeHeaders: removed, metadata: metadataOf(decision, peer) };
   }
 
   const headers: [string, string][] = [
@@ -193,5 +200,20 @@ export function planResponse(decision: Decision, settings: ResponseSettings, pee
   const claims = decision.kind === 'deny' ? decision.claimsChallenge : undefined;
   if (info.challenge) headers.push(['www-authenticate', challenge(settings, info.bearerError, info.message, claims)]);
   const body = JSON.stringify({ error: decision.reason, message: info.message, decision_id: decision.id });
-  return { kind: 'deny', grpcCode: info.grpcCode, httpStatus: info.httpStatus, headers, body, metadata: metadataOf(decision, peer) };
+  return { kind: 'deny', sameAs: nameOf(settings.planScope, decision, peer, null), grpcCode: info.grpcCode, httpStatus: info.httpStatus, headers, body, metadata: metadataOf(decision, peer) };
+}
+
+/**
+ * A name for everything a plan is built from except the decision id: plans with the same name are
+ * equal but for the id, so an adapter may encode an answer once per caller, rule, outcome and peer
+ * and reuse it. `scope` stands for the settings. The caller is named by its token's hash: under one
+ * configuration one token gives one identity. Request headers reach a plan only through the names
+ * an allow removes.
+ */
+function nameOf(scope: string | undefined, decision: Decision, peer: PeerFacts | undefined, removed: readonly string[] | null): string | undefined {
+  if (scope === undefined) return undefined;
+  const claims = decision.kind === 'deny' ? decision.claimsChallenge : undefined;
+  const facts = [decision.identity?.tokenHash ?? null, decision.kind, decision.reason, decision.rule ?? null, decision.dryRun?.wouldDeny ?? null, claims ?? null];
+  const peerFacts = peer === undefined ? null : [peer.principal, peer.fingerprintSha256 ?? null, peer.metadata];
+  return JSON.stringify([scope, facts, peerFacts, removed]);
 }

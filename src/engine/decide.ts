@@ -1,7 +1,7 @@
 import { extractToken } from '../authn/bearer.js';
 import type { GroupResolver } from '../authn/entra/graph.js';
 import type { Config } from '../config/schema.js';
-import type { Decision, DecisionBase } from '../core/decision.js';
+import type { Decision } from '../core/decision.js';
 import type { PeerIdentity, TokenIdentity } from '../core/identity.js';
 import type { CheckOutcome, PhaseTracer, RequirementOutcome } from '../core/outcome.js';
 import { RPC_FAILURE_REASONS, type ReasonCode } from '../core/reasons.js';
@@ -71,13 +71,17 @@ export function createDecider(deps: DeciderDeps): Decider {
   const tokenHeader = config.entra.tokenHeader;
 
   const denial = (id: string, reason: ReasonCode, detail: string, more: DenyContext, tokenCacheHit?: boolean): CheckOutcome => {
-    const base: DecisionBase = { id, reason, detail, rule: more.rule, identity: more.identity };
-    const decision: Decision = more.dryRun
-      ? // Report-only: allow, and carry the denial enforcement would have produced.
-        { ...base, kind: 'allow', reason: 'allowed', detail: `dry-run, would deny ${reason}: ${detail}`, dryRun: { wouldDeny: reason, detail } }
-      : RPC_FAILURE_REASONS.has(reason)
-        ? { ...base, kind: 'unavailable' }
-        : { ...base, kind: 'deny', ...(more.claimsChallenge !== undefined ? { claimsChallenge: more.claimsChallenge } : {}) };
+    const { rule, identity } = more;
+    // Object literals, not spreads: every denied check builds one.
+    let decision: Decision;
+    if (more.dryRun) {
+      // Report-only: allow, and carry the denial enforcement would have produced.
+      decision = { kind: 'allow', id, reason: 'allowed', detail: `dry-run, would deny ${reason}: ${detail}`, rule, identity, dryRun: { wouldDeny: reason, detail } };
+    } else if (RPC_FAILURE_REASONS.has(reason)) {
+      decision = { kind: 'unavailable', id, reason, detail, rule, identity };
+    } else {
+      decision = more.claimsChallenge === undefined ? { kind: 'deny', id, reason, detail, rule, identity } : { kind: 'deny', id, reason, detail, rule, identity, claimsChallenge: more.claimsChallenge };
+    }
     return { decision, request: more.request, outcomes: more.outcomes ?? [], peer: more.peer, tokenCacheHit, rejectedTokenHash: more.rejectedTokenHash };
   };
 
@@ -146,7 +150,7 @@ export function createDecider(deps: DeciderDeps): Decider {
     const ctx = { identity, peer };
     const result = await tracer.phase('policy.evaluate', async () => checkRequirements(rule, ctx));
     if (!result.ok) {
-      return deny(result.reason, result.detail, { ...at, identity, outcomes: result.outcomes, peer: resolvedPeer(), claimsChallenge: result.claimsChallenge });
+      return deny(result.reason, result.detail, { request, rule: rule.name, dryRun: rule.dryRun, identity, outcomes: result.outcomes, peer: resolvedPeer(), claimsChallenge: result.claimsChallenge });
     }
     return {
       decision: { kind: 'allow', id, reason: 'allowed', detail: `rule ${rule.name}`, rule: rule.name, identity },

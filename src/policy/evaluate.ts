@@ -185,7 +185,7 @@ function checkSet(set: CompiledRequirementSet, ctx: EvaluationContext, prefix: s
   const id = ctx.identity;
   const one = (label: string, met: boolean, detail: string, reason: ReasonCode, claim?: ClaimRequest): void => {
     out.push({ requirement: prefix + label, met, detail });
-    if (!met) failures.push({ reason, text: `${prefix}${label}: ${detail}`, ...(claim ? { claim } : {}) });
+    if (!met) failures.push(claim ? { reason, text: `${prefix}${label}: ${detail}`, claim } : { reason, text: `${prefix}${label}: ${detail}` });
   };
   const tokenNeeded =
     set.tokenType !== undefined ||

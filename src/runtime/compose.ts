@@ -111,6 +111,7 @@ export function responseSettings(config: Config): ResponseSettings {
         : b2cUrl(config.entra.authority, config.entra.b2c.tenant ?? tenant, config.entra.b2c.userFlows[0] ?? '', 'authorize'),
     dryRunHeader: config.response.dryRunHeader,
     stripHeaders: headerStripping(config.response.stripHeaders),
+    planScope: randomUUID(),
   };
 }
 

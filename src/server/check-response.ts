@@ -110,9 +110,9 @@ function patch(template: Template, id: string): Buffer {
 
 /**
  * Encodes answers with `serialize` (the Check method's response serializer), remembering up to
- * `maxEntries` plans by their whole content with the decision id blanked out. Two plans share an
- * encoding only when everything but the id is equal, so one caller's headers can never reach
- * another caller's answer.
+ * `maxEntries` plans by their name (`sameAs`, given by the planner) or else by their whole content
+ * with the decision id blanked out. Two plans share an encoding only when everything but the id is
+ * equal, so one caller's headers can never reach another caller's answer.
  *
  * A template is trusted only after a self-check: written with a second id it must equal a fresh
  * encoding with that id. Anything else — an id that is short or not plain ASCII, a template that
@@ -136,8 +136,9 @@ export function createCheckResponseEncoder(serialize: (message: CheckResponseMes
     encode(plan) {
       const id = plan.metadata['decision_id'];
       if (typeof id !== 'string' || !PATCHABLE_ID.test(id)) return encodeFresh(plan);
-      const json = JSON.stringify(plan);
-      const key = json.replaceAll(id, '\u0000');
+      // A named plan needs no serialisation to be recognised (see `sameAs` in core/response.ts).
+      let json: string | undefined;
+      const key = plan.sameAs ?? (json = JSON.stringify(plan)).replaceAll(id, '\u0000');
       const slot = slots.get(key);
       if (typeof slot === 'object' && slot.idLength === id.length) return patch(slot, id);
       if (slot === undefined) {
@@ -145,7 +146,7 @@ export function createCheckResponseEncoder(serialize: (message: CheckResponseMes
         slots.set(key, SEEN);
       } else if (slot !== UNCACHEABLE) {
         // Seen before (or templated for ids of another length): worth a template now.
-        const template = buildTemplate(json, id);
+        const template = buildTemplate(json ?? JSON.stringify(plan), id);
         slots.set(key, template ?? UNCACHEABLE);
         if (template !== undefined) return patch(template, id);
       }

@@ -19,6 +19,12 @@ import { createTlsListener, type TlsListener } from './tls.js';
 
 export const AUTHORIZATION_SERVICE = 'envoy.service.auth.v3.Authorization';
 
+/**
+ * grpc-js server options. Channelz is off: nothing here serves it, and its per-call bookkeeping
+ * costs several percent of a cache-hit check.
+ */
+export const GRPC_SERVER_OPTIONS = Object.freeze({ 'grpc.max_receive_message_length': 8 * 1024 * 1024, 'grpc.enable_channelz': 0 });
+
 const internal = reasonInfo('internal_error');
 /** Sent when even turning a plan into a CheckResponse failed: a deny, never a failed RPC (which failure_mode_allow could turn into an allow). */
 const LAST_RESORT_DENY = Object.freeze({
@@ -91,7 +97,7 @@ export async function startGrpcServer(runtime: Pick<Runtime, 'current' | 'isServ
     });
   }
 
-  const server = new Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
+  const server = new Server({ ...GRPC_SERVER_OPTIONS });
   const service = loadAuthorizationService();
   const responses = createCheckResponseEncoder((message) => service['Check']!.responseSerialize(message));
   server.addService(service, { Check: createCheckHandler(runtime, log, responses) });

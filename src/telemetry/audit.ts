@@ -202,7 +202,10 @@ const escapeChar = (c: string): string => `\\u${c.charCodeAt(0).toString(16).pad
  * escapes inside string literals, so `JSON.parse` gives back the original strings unchanged.
  */
 export function serializeAuditRecord(record: AuditRecord): string {
-  return `${JSON.stringify(record).replace(UNSAFE, escapeChar)}\n`;
+  const json = JSON.stringify(record);
+  // Every unsafe character is DEL or beyond ASCII: a line of plain ASCII needs no scan by UNSAFE.
+  const plainAscii = Buffer.byteLength(json, 'utf8') === json.length && !json.includes('\u007f');
+  return `${plainAscii ? json : json.replace(UNSAFE, escapeChar)}\n`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -160,9 +160,15 @@ export async function startTelemetry(options: StartTelemetryOptions): Promise<Te
       }
       if (!audit.enabled) return;
       try {
+        // Field by field, not a spread of the outcome: this runs once per check.
         audit.write(
           buildAuditRecord({
-            ...outcome,
+            decision,
+            request: outcome.request,
+            peer: outcome.peer,
+            outcomes: outcome.outcomes,
+            tokenCacheHit,
+            rejectedTokenHash: outcome.rejectedTokenHash,
             durationMs,
             dryRun,
             mode,

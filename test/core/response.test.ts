@@ -129,3 +129,46 @@ describe('planResponse', () => {
     expect(plan.kind).toBe('unavailable');
   });
 });
+
+describe('plan names (sameAs)', () => {
+  const named: ResponseSettings = { ...settings, stripHeaders: headerStripping({ wellKnown: true, names: [], prefixes: [] }), planScope: 'configuration-1' };
+  const first: Decision = { ...allow, id: '0f6e5d4c-3b2a-4190-8f7e-6d5c4b3a2910' };
+  const peer = { principal: 'spiffe://a', fingerprintSha256: 'fp-a', metadata: { peer_principal: 'spiffe://a' } };
+  /** The plan without its decision id, to compare two plans as the name promises. */
+  const withoutId = (decision: Decision, s = named, p: typeof peer | undefined = undefined, headers: string[] = []): unknown =>
+    JSON.parse(JSON.stringify(planResponse(decision, s, p, headers)).replaceAll(decision.id, '<id>'));
+  const nameOf = (decision: Decision, s = named, p: typeof peer | undefined = undefined, headers: string[] = []): string | undefined => {
+    const plan = planResponse(decision, s, p, headers);
+    return plan.kind === 'unavailable' ? undefined : plan.sameAs;
+  };
+
+  it('are given only where the settings carry a scope', () => {
+    expect(nameOf(first, settings)).toBeUndefined();
+    expect(nameOf(first)).toEqual(expect.any(String));
+  });
+
+  it('are equal for decisions that differ only in their id, and so are the plans apart from the id', () => {
+    const again: Decision = { ...first, id: '9a8b7c6d-5e4f-4321-8fed-cba987654321', detail: 'another detail' };
+    expect(nameOf(again)).toBe(nameOf(first));
+    expect(withoutId(again)).toEqual(withoutId(first));
+  });
+
+  it('differ whenever anything but the id would change the answer', () => {
+    const otherCaller = tokenIdentity({ oid: 'oid-2', tid: 'tid-1', appId: 'app-1', tokenHash: 'another-token' });
+    const variants: [string, string | undefined][] = [
+      ['another caller', nameOf({ ...first, identity: otherCaller })],
+      ['no caller', nameOf({ ...first, identity: undefined })],
+      ['another rule', nameOf({ ...first, rule: 'admin' })],
+      ['another reason', nameOf({ ...first, reason: 'allowed_anonymous' })],
+      ['a dry-run allow', nameOf({ ...first, dryRun: { wouldDeny: 'missing_role', detail: '' } })],
+      ['a deny', nameOf({ ...first, kind: 'deny', reason: 'missing_role' })],
+      ['a step-up deny', nameOf({ ...first, kind: 'deny', reason: 'missing_role', claimsChallenge: '{"access_token":{}}' })],
+      ['a peer', nameOf(first, named, peer)],
+      ['another peer', nameOf(first, named, { ...peer, principal: 'spiffe://b', metadata: { peer_principal: 'spiffe://b' } })],
+      ['a stripped request header', nameOf(first, named, undefined, ['x-auth-user'])],
+      ['another configuration', nameOf(first, { ...named, planScope: 'configuration-2' })],
+    ];
+    const names = new Set([nameOf(first), ...variants.map(([, name]) => name)]);
+    expect(names.size).toBe(variants.length + 1);
+  });
+});

@@ -16,8 +16,6 @@ const check = loadAuthorizationService()['Check']!;
 const serialize = (message: unknown): Buffer => check.responseSerialize(message);
 const decode = (bytes: Buffer): Record<string, unknown> => check.responseDeserialize(bytes) as Record<string, unknown>;
 
-const settings = RESPONSE_SETTINGS;
-
 function identity(oid: string, roles: string[]): TokenIdentity {
   return tokenIdentity({ oid, sub: oid, appId: `app-of-${oid}`, roles, tokenHash: `hash-of-${oid}` });
 }
@@ -38,18 +36,22 @@ function fresh(decision: Decision, s: ResponseSettings, p?: PeerFacts): Record<s
   return decode(serialize(toCheckResponse(plan)));
 }
 
-function answered(encoder: ReturnType<typeof createCheckResponseEncoder>, decision: Decision, s = settings, p?: PeerFacts): Record<string, unknown> {
+function answered(encoder: ReturnType<typeof createCheckResponseEncoder>, decision: Decision, s: ResponseSettings, p?: PeerFacts): Record<string, unknown> {
   const plan = planResponse(decision, s, p);
   if (plan.kind === 'unavailable') throw new Error('unexpected');
   return decode(encoder.encode(plan));
 }
 
-describe('answers reused for the same caller', () => {
+// The runtime names its plans (recognised by name); unnamed plans are recognised by content.
+describe.each([
+  ['unnamed plans', RESPONSE_SETTINGS],
+  ['named plans', { ...RESPONSE_SETTINGS, planScope: 'configuration-1' }],
+])('answers reused for the same caller, %s', (_kind, settings: ResponseSettings) => {
   it('equal a fresh encoding with the new decision id, for allows and denies', () => {
     const encoder = createCheckResponseEncoder(serialize);
     for (let i = 0; i < 5; i++) {
       for (const decision of [allow(alice), deny('token_missing'), deny('missing_role', alice)]) {
-        expect(answered(encoder, decision)).toEqual(fresh(decision, settings));
+        expect(answered(encoder, decision, settings)).toEqual(fresh(decision, settings));
       }
     }
   });
@@ -59,7 +61,7 @@ describe('answers reused for the same caller', () => {
     const seen = new Set<string>();
     for (let i = 0; i < 4; i++) {
       const decision = deny('token_missing');
-      const r = answered(encoder, decision) as { denied_response: { headers: { header: { key: string; value: string } }[]; body: string }; dynamic_metadata: { fields: Record<string, { stringValue: string }> } };
+      const r = answered(encoder, decision, settings) as { denied_response: { headers: { header: { key: string; value: string } }[]; body: string }; dynamic_metadata: { fields: Record<string, { stringValue: string }> } };
       expect(r.denied_response.headers.find((h) => h.header.key === 'x-entra-decision-id')?.header.value).toBe(decision.id);
       expect(JSON.parse(r.denied_response.body)).toMatchObject({ decision_id: decision.id });
       expect(r.dynamic_metadata.fields['decision_id']?.stringValue).toBe(decision.id);
@@ -93,8 +95,9 @@ describe('answers reused for the same caller', () => {
 
   it('follow a reloaded configuration (new header names) instead of reusing the old answer', () => {
     const encoder = createCheckResponseEncoder(serialize);
-    const renamed: ResponseSettings = { ...settings, identityHeaders: { ...settings.identityHeaders, oid: 'x-caller-oid' } };
-    for (let i = 0; i < 3; i++) answered(encoder, allow(alice));
+    // A reload brings new settings, named apart from the old ones.
+    const renamed: ResponseSettings = { ...settings, identityHeaders: { ...settings.identityHeaders, oid: 'x-caller-oid' }, ...(settings.planScope ? { planScope: 'configuration-2' } : {}) };
+    for (let i = 0; i < 3; i++) answered(encoder, allow(alice), settings);
     const decision = allow(alice);
     expect(answered(encoder, decision, renamed)).toEqual(fresh(decision, renamed));
   });
@@ -105,18 +108,18 @@ describe('answers reused for the same caller', () => {
       encodings++;
       return serialize(message);
     }, 2);
-    for (let i = 0; i < 3; i++) for (const who of [alice, bob, identity('carol-oid', [])]) answered(encoder, allow(who));
+    for (let i = 0; i < 3; i++) for (const who of [alice, bob, identity('carol-oid', [])]) answered(encoder, allow(who), settings);
     // Three callers in turn never fit in two entries: each answer is encoded afresh, and still right.
     expect(encodings).toBe(9);
     const decision = allow(bob);
-    expect(answered(encoder, decision)).toEqual(fresh(decision, settings));
+    expect(answered(encoder, decision, settings)).toEqual(fresh(decision, settings));
   });
 
   it('are encoded afresh when decision ids are short or change length', () => {
     const encoder = createCheckResponseEncoder(serialize);
     for (const id of ['d1', 'd22', 'decision-three-with-a-longer-id-than-a-uuid-has', 'd1']) {
       const decision = { ...allow(alice), id };
-      expect(answered(encoder, decision)).toEqual(fresh(decision, settings));
+      expect(answered(encoder, decision, settings)).toEqual(fresh(decision, settings));
     }
   });
 
@@ -126,7 +129,7 @@ describe('answers reused for the same caller', () => {
       encodings++;
       return serialize(message);
     });
-    for (let i = 0; i < 50; i++) answered(encoder, allow(alice));
+    for (let i = 0; i < 50; i++) answered(encoder, allow(alice), settings);
     // First sight, then the template and its self-check.
     expect(encodings).toBe(3);
   });
@@ -156,6 +159,16 @@ describe('the server answering two callers over gRPC', () => {
       }
     }
     expect(ids.size).toBe(8);
+  });
+
+  it('answers with the new header names after a reload, for a caller whose answer was reused before', async () => {
+    const token = await h.emulator.issueToken({ roles: ['Orders.Read'] });
+    for (let i = 0; i < 3; i++) expect(allowance(await h.check({ token })).headers).toHaveProperty('x-entra-oid');
+    await h.app.reload({ ...h.config, response: { ...h.config.response, identityHeaders: { ...h.config.response.identityHeaders, oid: 'x-caller-oid' } } });
+    const after = allowance(await h.check({ token })).headers;
+    expect(after).toHaveProperty('x-caller-oid');
+    expect(after).not.toHaveProperty('x-entra-oid');
+    await h.app.reload(h.config);
   });
 
   it('gives every repeated denial its own decision id in the body and metadata', async () => {
