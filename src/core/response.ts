@@ -146,19 +146,27 @@ function challenge(settings: ResponseSettings, error: string | null, description
 }
 
 /**
- * The `stripHeaders` entries to remove from this request: every exact name (Envoy may not have sent
- * the header to us, see `allowed_headers`), and the present headers that start with a prefix,
- * since Envoy's `headers_to_remove` takes exact names only. Never the headers set on this allow,
- * nor the token header (`removeTokenHeader` decides that one).
+ * The request's headers that start with a `stripHeaders` prefix, since Envoy's `headers_to_remove`
+ * takes exact names only. Never the token header (`removeTokenHeader` decides that one).
  */
-function strippedHeaders(settings: ResponseSettings, requestHeaders: Iterable<string>, set: ReadonlySet<string>): string[] {
-  const out = settings.stripHeaders.names.filter((name) => !set.has(name) && name !== settings.tokenHeader);
+function prefixedHeaders(settings: ResponseSettings, requestHeaders: Iterable<string>): string[] {
+  const out: string[] = [];
   const { prefixes } = settings.stripHeaders;
   if (prefixes.length === 0) return out;
   for (const name of requestHeaders) {
-    if (set.has(name) || name === settings.tokenHeader) continue;
-    if (prefixes.some((p) => name.startsWith(p))) out.push(name);
+    if (name !== settings.tokenHeader && prefixes.some((p) => name.startsWith(p))) out.push(name);
   }
+  return out;
+}
+
+/**
+ * The `stripHeaders` entries to remove from this request: every exact name (Envoy may not have sent
+ * the header to us, see `allowed_headers`) but the token header, and the `prefixed` ones present.
+ * Never the headers set on this allow.
+ */
+function strippedHeaders(settings: ResponseSettings, prefixed: readonly string[], set: ReadonlySet<string>): string[] {
+  const out = settings.stripHeaders.names.filter((name) => !set.has(name) && name !== settings.tokenHeader);
+  for (const name of prefixed) if (!set.has(name)) out.push(name);
   return out;
 }
 
@@ -188,9 +196,15 @@ export function planResponse(decision: Decision, settings: ResponseSettings, pee
       else removeHeaders.push(settings.dryRunHeader);
     }
     if (settings.removeTokenHeader && decision.identity) removeHeaders.push(settings.tokenHeader);
-    removeHeaders.push(...strippedHeaders(settings, requestHeaders, new Set(setHeaders.map(([k]) => k))));
-    const removed = [...new Set(removeHeaders)];
-    return { kind: 'allow', sameAs: nameOf(settings.planScope, decision, peer, removed), setHeaders, removeHeaders: removed, metadata: metadataOf(decision, peer) };
+    const prefixed = prefixedHeaders(settings, requestHeaders);
+    removeHeaders.push(...strippedHeaders(settings, prefixed, new Set(setHeaders.map(([k]) => k))));
+    return {
+      kind: 'allow',
+      sameAs: nameOf(settings.planScope, decision, peer, prefixed),
+      setHeaders,
+      removeHeaders: [...new Set(removeHeaders)],
+      metadata: metadataOf(decision, peer),
+    };
   }
 
   const headers: [string, string][] = [
@@ -207,13 +221,13 @@ export function planResponse(decision: Decision, settings: ResponseSettings, pee
  * A name for everything a plan is built from except the decision id: plans with the same name are
  * equal but for the id, so an adapter may encode an answer once per caller, rule, outcome and peer
  * and reuse it. `scope` stands for the settings. The caller is named by its token's hash: under one
- * configuration one token gives one identity. Request headers reach a plan only through the names
- * an allow removes.
+ * configuration one token gives one identity. Request headers reach a plan only through the
+ * `prefixed` ones an allow removes.
  */
-function nameOf(scope: string | undefined, decision: Decision, peer: PeerFacts | undefined, removed: readonly string[] | null): string | undefined {
+function nameOf(scope: string | undefined, decision: Decision, peer: PeerFacts | undefined, prefixed: readonly string[] | null): string | undefined {
   if (scope === undefined) return undefined;
   const claims = decision.kind === 'deny' ? decision.claimsChallenge : undefined;
   const facts = [decision.identity?.tokenHash ?? null, decision.kind, decision.reason, decision.rule ?? null, decision.dryRun?.wouldDeny ?? null, claims ?? null];
   const peerFacts = peer === undefined ? null : [peer.principal, peer.fingerprintSha256 ?? null, peer.metadata];
-  return JSON.stringify([scope, facts, peerFacts, removed]);
+  return JSON.stringify([scope, facts, peerFacts, prefixed]);
 }

@@ -69,8 +69,8 @@ export interface RuntimeSnapshot {
 export interface CheckVia {
   /** The adapter's protocol: the `mode` of metrics, audit records and spans. Default `grpc`. */
   readonly mode?: CheckMode;
-  /** Transport metadata that may carry trace context (gRPC metadata map). */
-  readonly traceMetadata?: GrpcMetadataMap;
+  /** Transport metadata that may carry trace context (gRPC metadata map), read only when tracing is on. */
+  readonly traceMetadata?: () => GrpcMetadataMap;
   /** An HTTP authorization request: its span gets the HTTP server shape instead of the gRPC one. */
   readonly http?: HttpCheckRequest;
   /** The HTTP status the adapter will answer a plan with, for the span. */

@@ -51,7 +51,7 @@ export function createCheckHandler(runtime: Pick<Runtime, 'current'>, log: Logge
     try {
       const snapshot = runtime.current();
       const request = normalizeCheckRequest(call.request, snapshot.limits);
-      snapshot.check(request, { mode: 'grpc', traceMetadata: call.metadata.getMap() }).then((plan) => {
+      snapshot.check(request, { mode: 'grpc', traceMetadata: () => call.metadata.getMap() }).then((plan) => {
         try {
           reply(plan, callback);
         } catch (err) {

@@ -54,7 +54,7 @@ export interface CheckTracer {
    * Starts the Check span from the already-parsed request headers and the gRPC call's metadata
    * (see `parentContextFrom`). When tracing is off it looks at neither.
    */
-  startCheckFrom(headers: HeaderCarrier, grpcMetadata?: GrpcMetadataMap): CheckSpan;
+  startCheckFrom(headers: HeaderCarrier, grpcMetadata?: () => GrpcMetadataMap): CheckSpan;
   /** Starts the Check span of an HTTP authorization request: HTTP server shape, no `rpc.*`. */
   startHttpCheckFrom(headers: HeaderCarrier, http: HttpCheckRequest): CheckSpan;
 }
@@ -164,8 +164,8 @@ function recordingCheckSpan(tracer: Tracer, span: Span, parent: Context, phaseCo
 export function createCheckTracer(tracer: Tracer, propagator: TextMapPropagator, phaseContext: AsyncLocalStorage<Context>): CheckTracer {
   return Object.freeze({
     enabled: true,
-    startCheckFrom(headers: HeaderCarrier, grpcMetadata?: GrpcMetadataMap): CheckSpan {
-      const parent = parentContextFrom(propagator, headers, grpcMetadata);
+    startCheckFrom(headers: HeaderCarrier, grpcMetadata?: () => GrpcMetadataMap): CheckSpan {
+      const parent = parentContextFrom(propagator, headers, grpcMetadata?.());
       const span = tracer.startSpan(SPAN_CHECK, { kind: SpanKind.SERVER, attributes: CHECK_ATTRIBUTES }, parent);
       return recordingCheckSpan(tracer, span, parent, phaseContext);
     },

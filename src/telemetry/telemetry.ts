@@ -19,7 +19,7 @@ import { startTracing, type Tracing } from './tracing.js';
  * // key store: createKeyStore({ …, fetch: telemetry.traceKeyFetches(fetch), onFetch: telemetry.onKeyFetch });
  * // metrics.observeKeySets(() => keys.stats())
  * // per Check, in the handler:
- * const span = telemetry.checks.startCheckFrom(view.headers, call.metadata.getMap());
+ * const span = telemetry.checks.startCheckFrom(view.headers, () => call.metadata.getMap());
  * const outcome = await decider.decide(view, span);        // CheckSpan is a PhaseTracer
  * telemetry.recordDecision({ span, outcome, durationMs });
  * // on exit:

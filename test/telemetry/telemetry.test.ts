@@ -55,7 +55,7 @@ describe('telemetry composition', () => {
         ['traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'],
       ],
     });
-    const span = telemetry.checks.startCheckFrom(request.headers, {});
+    const span = telemetry.checks.startCheckFrom(request.headers, () => ({}));
     await span.phase(PHASE.evaluateRules, async () => undefined);
     const outcomes = [{ requirement: 'roles anyOf Orders.Admin', met: false, detail: 'has Orders.Read, Orders.Write' }];
     telemetry.recordDecision({ span, outcome: { decision: deny(), request, outcomes }, durationMs: 1.5, dryRun: true });

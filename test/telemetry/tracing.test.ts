@@ -66,7 +66,7 @@ describe('when tracing is on', () => {
 
   it('hands out one shared no-op span when off: no ids, phases just run, fetch untouched', async () => {
     const { tracing } = start({}, { memory: false });
-    const a = tracing.checks.startCheckFrom(headers({ traceparent: TRACEPARENT }), {});
+    const a = tracing.checks.startCheckFrom(headers({ traceparent: TRACEPARENT }), () => ({}));
     expect(tracing.checks.startCheckFrom(new Map())).toBe(a);
     expect(a.traceId).toBeUndefined();
     expect(await a.phase(PHASE.evaluateRules, async () => 'ran')).toBe('ran');
@@ -85,7 +85,7 @@ describe('when tracing is on', () => {
 describe('Check spans', () => {
   it('parents the Check span to the traceparent of the user request and records the decision', () => {
     const { tracing, exporter } = memoryTracing();
-    const span = tracing.checks.startCheckFrom(headers({ traceparent: TRACEPARENT }), {});
+    const span = tracing.checks.startCheckFrom(headers({ traceparent: TRACEPARENT }), () => ({}));
     expect(span.traceId).toBe(TRACE_ID);
     span.end(allow(), { cacheHit: true, dryRun: false });
 
@@ -114,7 +114,7 @@ describe('Check spans', () => {
   it("parents the Check span to Envoy's ext_authz span from the gRPC metadata rather than to the request", () => {
     const { tracing, exporter } = memoryTracing();
     const envoySpan = 'e457b5a2e4d86bd1';
-    tracing.checks.startCheckFrom(headers({ traceparent: TRACEPARENT }), { traceparent: `00-${TRACE_ID}-${envoySpan}-01` }).end(deny());
+    tracing.checks.startCheckFrom(headers({ traceparent: TRACEPARENT }), () => ({ traceparent: `00-${TRACE_ID}-${envoySpan}-01` })).end(deny());
     expect(exporter.getFinishedSpans()[0]?.parentSpanContext?.spanId).toBe(envoySpan);
   });
 
@@ -281,7 +281,7 @@ describe('export to a real OTLP/HTTP receiver, configured by the SDK from OTEL_*
       { memory: false, serviceVersion: '9.9.9' },
     );
     expect(tracing.enabled).toBe(true);
-    const span = tracing.checks.startCheckFrom(headers({ traceparent: TRACEPARENT }), {});
+    const span = tracing.checks.startCheckFrom(headers({ traceparent: TRACEPARENT }), () => ({}));
     await span.phase(PHASE.verifyToken, async () => undefined);
     span.end(deny(), { cacheHit: false, dryRun: true });
     await tracing.shutdown();
