@@ -20,6 +20,14 @@ describe('h2load results in the benchmark', () => {
     expect(rateFromOutput(output({ done: 300, failed: 300, codes: [0, 0, 300, 0] }), '4xx')).toBe(5000.25);
   });
 
+  it('reads a timed run that stopped with answers still streaming, all of the expected class', () => {
+    expect(rateFromOutput(output({ done: 9964, failed: 0, codes: [9993, 0, 0, 0] }), '2xx')).toBe(5000.25);
+  });
+
+  it('refuses a run in which fewer requests were answered than done', () => {
+    expect(() => rateFromOutput(output({ done: 300, failed: 0, codes: [298, 0, 0, 0] }), '2xx')).toThrow(/answers other than 2xx/);
+  });
+
   it('refuses an allow scenario in which some answers were denies', () => {
     expect(() => rateFromOutput(output({ done: 300, failed: 1, codes: [299, 0, 1, 0] }), '2xx')).toThrow(/answers other than 2xx/);
   });
