@@ -451,7 +451,8 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
     const s = pino.destination({
       dest,
       sync: false,
-      minLength: Math.min(BATCH_BYTES, maxBufferBytes - 1),
+      // Batches are gathered here (see `put`): the destination writes whatever it is handed.
+      minLength: 0,
       maxLength: maxBufferBytes,
       mkdir: false,
       append: true,
@@ -482,24 +483,55 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
   };
   stream = open();
 
-  const put = (line: string): boolean => {
-    droppedInWrite = false;
-    stream.write(line);
-    if (droppedInWrite) {
-      overflowed();
-      return false;
-    }
-    queued += Buffer.byteLength(line);
-    return true;
-  };
   const fail = (err: Error): void => {
     failed = true;
     report(err);
   };
 
+  // Lines are gathered into a batch and handed to the destination together: sonic-boom measures and
+  // appends to its pending string on every write, which costs more per line than the line itself.
+  const batchLimit = Math.min(BATCH_BYTES, maxBufferBytes);
+  let batch: string[] = [];
+  let batchLength = 0;
+  let batchRecords = 0;
+  /** Hands the batch to the destination; a batch the full buffer refuses is counted as dropped. */
+  const handOff = (): void => {
+    if (batch.length === 0) return;
+    const text = batch.join('');
+    const records = batchRecords;
+    batch = [];
+    batchLength = 0;
+    batchRecords = 0;
+    droppedInWrite = false;
+    try {
+      stream.write(text);
+    } catch (err) {
+      fail(err instanceof Error ? err : new Error(String(err)));
+      stats.written -= records;
+      drop(records);
+      return;
+    }
+    if (droppedInWrite) {
+      overflowed();
+      stats.written -= records;
+      drop(records);
+      return;
+    }
+    queued += Buffer.byteLength(text);
+  };
+  const put = (lines: string, records: number): boolean => {
+    batch.push(lines);
+    batchLength += lines.length;
+    batchRecords += records;
+    if (batchLength >= batchLimit) handOff();
+    return true;
+  };
+
   /** Writes what is gathered now; never throws (a failed stream has reported itself already). */
   const writeBatch = (): void => {
-    if (failed || closed || flushed >= queued) return;
+    if (failed || closed) return;
+    handOff();
+    if (flushed >= queued) return;
     try {
       stream.flush();
     } catch {
@@ -512,10 +544,12 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
 
   return {
     enabled: true,
-    write: (record) => writeWith(record, !failed && !closed, put, fail),
-    writeLines: (lines, records) => writeLinesWith(() => lines, records, !failed && !closed, put, fail),
+    write: (record) => writeWith(record, !failed && !closed, (line) => put(line, 1), fail),
+    writeLines: (lines, records) => writeLinesWith(() => lines, records, !failed && !closed, (text) => put(text, records), fail),
     flush() {
-      if (failed || closed || flushed >= queued) return Promise.resolve();
+      if (failed || closed) return Promise.resolve();
+      handOff();
+      if (failed || flushed >= queued) return Promise.resolve();
       // Write the batch now rather than at the next tick of the timer.
       writeBatch();
       return new Promise<void>((resolve) => waiters.push(resolve));
