@@ -250,7 +250,7 @@ export const DEFAULT_AUDIT_BUFFER_BYTES = 16 * 1024 * 1024;
  * Lines are gathered up to this many bytes (or for at most FLUSH_INTERVAL_MS) and written together:
  * one write per batch instead of one per decision.
  */
-const BATCH_BYTES = 8 * 1024;
+const BATCH_BYTES = 64 * 1024;
 const FLUSH_INTERVAL_MS = 100;
 
 export interface AuditSinkStats {
@@ -490,7 +490,8 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
 
   // Lines are gathered into a batch and handed to the destination together: sonic-boom measures and
   // appends to its pending string on every write, which costs more per line than the line itself.
-  const batchLimit = Math.min(BATCH_BYTES, maxBufferBytes);
+  // A quarter of the bound at most, so a batch fits while earlier ones are still being written.
+  const batchLimit = Math.min(BATCH_BYTES, Math.floor(maxBufferBytes / 4));
   let batch: string[] = [];
   let batchLength = 0;
   let batchRecords = 0;
