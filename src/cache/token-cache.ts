@@ -45,14 +45,20 @@ export function createCachingVerifier(inner: TokenVerifier, settings: TokenCache
     return pending;
   };
 
+  /** A held verification of the token under `key` at time `t`; an expired one is forgotten. */
+  const held = (key: string, t: number): VerifyResult | undefined => {
+    const hit = cache.get(key);
+    if (hit !== undefined && t <= hit.until) return { ok: true, identity: hit.identity, cacheHit: true };
+    if (hit !== undefined) cache.delete(key);
+    return undefined;
+  };
+
   return {
     async verify(token): Promise<VerifyResult> {
       const key = tokenHash(token);
       const t = now();
-      const hit = cache.get(key);
-      if (hit !== undefined && t <= hit.until) return { ok: true, identity: hit.identity, cacheHit: true };
-      if (hit !== undefined) cache.delete(key);
-      return { ...(await verifyOnce(key, token, t)), cacheHit: false };
+      return held(key, t) ?? { ...(await verifyOnce(key, token, t)), cacheHit: false };
     },
+    cached: (token) => held(tokenHash(token), now()),
   };
 }

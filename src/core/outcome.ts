@@ -28,5 +28,7 @@ export interface CheckOutcome {
 
 /** Optional hook for child spans around each phase of a decision (telemetry's CheckSpan fits it). */
 export interface PhaseTracer {
+  /** True when phases become spans; otherwise work that needs no waiting may skip `phase`. */
+  readonly recording?: boolean;
   phase<T>(name: 'token.verify' | 'policy.evaluate', fn: () => Promise<T>): Promise<T>;
 }

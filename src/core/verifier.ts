@@ -12,4 +12,9 @@ export type VerifyResult =
  */
 export interface TokenVerifier {
   verify(token: string): Promise<VerifyResult>;
+  /**
+   * The result for a token whose verification is still held (the verified-token cache), without
+   * waiting; undefined when it would take a verification.
+   */
+  cached?(token: string): VerifyResult | undefined;
 }

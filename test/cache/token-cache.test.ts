@@ -33,6 +33,20 @@ describe('verified-token cache', () => {
     expect(inner.calls).toBe(1);
   });
 
+  it('answers a held token at once, and nothing for a token never verified, failed or past its time', async () => {
+    let now = T0;
+    const inner = countingVerifier({ tok: { ok: true, identity: identity(T0 / 1000 + 3600) } });
+    const cached = createCachingVerifier(inner, settings, () => now);
+    expect(cached.cached?.('tok')).toBeUndefined();
+    await cached.verify('tok');
+    await cached.verify('bad');
+    expect(cached.cached?.('tok')).toMatchObject({ ok: true, cacheHit: true });
+    expect(cached.cached?.('bad')).toBeUndefined();
+    now += 301_000;
+    expect(cached.cached?.('tok')).toBeUndefined();
+    expect(inner.calls).toBe(2);
+  });
+
   it('re-verifies once the TTL has passed', async () => {
     let now = T0;
     const inner = countingVerifier({ tok: { ok: true, identity: identity(T0 / 1000 + 3600) } });
