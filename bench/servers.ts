@@ -83,10 +83,16 @@ const EMPTY_SERVERS = {
   http: { script: 'bench/empty-http-server.js', name: 'empty node:http handler' },
 } as const;
 
+/** How a server process is started. */
+export interface StartOptions {
+  /** Extra options for `node` (e.g. `--cpu-prof`). */
+  readonly nodeArgs?: readonly string[];
+}
+
 /** The baseline for `mode`: an empty grpc-js Check handler, or an empty node:http handler answering 200. */
-export async function startEmptyServer(mode: keyof typeof EMPTY_SERVERS = 'grpc'): Promise<ServerProcess> {
+export async function startEmptyServer(mode: keyof typeof EMPTY_SERVERS = 'grpc', options: StartOptions = {}): Promise<ServerProcess> {
   const { script, name } = EMPTY_SERVERS[mode];
-  const child = spawn(process.execPath, [join(BUILD, script)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), join(BUILD, script)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   const address = await waitForLine(child, child.stdout!, (l) => (typeof l['address'] === 'string' ? l['address'] : undefined));
   return { name, address, pid: child.pid!, stop: stopper(child) };
 }
@@ -96,10 +102,10 @@ export async function startEmptyServer(mode: keyof typeof EMPTY_SERVERS = 'grpc'
  * they are built, serialised and written, but no collector competes for the CPU. Resolves once
  * /readyz answers 200 (signing keys loaded).
  */
-export async function startProductServer(name: string, config: unknown, dir: string): Promise<ServerProcess> {
+export async function startProductServer(name: string, config: unknown, dir: string, options: StartOptions = {}): Promise<ServerProcess> {
   const file = join(dir, `${name.replace(/[^a-z0-9]+/gi, '-')}.json`);
   await writeFile(file, JSON.stringify(config));
-  const child = spawn(process.execPath, [join(BUILD, 'src/cli.js'), 'serve', '--config', file], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), join(BUILD, 'src/cli.js'), 'serve', '--config', file], {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
