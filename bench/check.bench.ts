@@ -8,14 +8,14 @@
  *   BENCH_CHECKS=50000 BENCH_ROUNDS=5 BENCH_PACED_SECONDS=15 BENCH_WORKERS=4 npm run bench
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envoyCheckRequest } from '../src/cli/check.js';
 import { DEMO, startEntraEmulator } from '../src/dev/emulator.js';
 import { createTestPki } from '../test/fixtures/certs.js';
 import { grpcCheck, median, pacedLatencies, percentile, requireH2load, saturatedRate, type LoadShape } from './h2load.js';
-import { table, writeSection } from './report.js';
+import { machine, mb, table, writeSection } from './report.js';
 import { positiveIntEnv } from './env.js';
 import { assertOutcome, grpcFrame, productConfig, requests, type ServerOptions } from './scenarios.js';
 import { buildServers, residentMemory, startEmptyServer, startProductServer, type ServerProcess } from './servers.js';
@@ -124,7 +124,6 @@ async function main(): Promise<void> {
         return [`${label}, ${rps} req/s`, String(sorted.length), ...[0.5, 0.9, 0.99, 0.999].map((p) => us(percentile(sorted, p)))];
       }),
     );
-    const mb = (n: number): string => `${(n / 2 ** 20).toFixed(0)} MB`;
     const names: Record<string, string> = {
       empty: 'empty grpc-js Check handler',
       default: 'default (cache on, audit to stdout)',
@@ -134,11 +133,10 @@ async function main(): Promise<void> {
       workers: `workers=${WORKERS} (all processes)`,
     };
     const memoryRows = [...memory].map(([key, m]) => [names[key] ?? key, mb(m.rss), mb(m.peak)]);
-    const cpu = cpus()[0]?.model ?? 'unknown CPU';
 
     const body = [
-      `Measured by \`npm run bench\` (${new Date().toISOString().slice(0, 10)}) on ${availableParallelism()} cores (${cpu}), ` +
-        `${mb(totalmem())} RAM, Node.js ${process.version}, ${h2load}. The load generator, h2load, runs on the same cores; ` +
+      `Measured by \`npm run bench\` (${new Date().toISOString().slice(0, 10)}) on ${machine()}, ${h2load}. ` +
+        `The load generator, h2load, runs on the same cores; ` +
         `the 1-minute load average was ${loadAtStart.toFixed(1)} when the run started (other work on the machine lowers every figure alike).`,
       '',
       `Every server runs in its own process (\`node dist/cli.js serve\`, one worker unless the row says so); ` +

@@ -80,6 +80,12 @@ export async function saturatedRate(target: LoadTarget, shape: LoadShape, checks
   return rateFromOutput(stdout, target.status);
 }
 
+/** Sends exactly `checks` requests, as fast as the server answers (no warm-up); resolves with the rate. */
+export async function sendChecks(target: LoadTarget, shape: LoadShape, checks: number): Promise<number> {
+  const { stdout } = await run('h2load', ['-n', String(checks), ...args(target, shape)]);
+  return rateFromOutput(stdout, target.status);
+}
+
 /**
  * Round-trip times (µs) of requests sent at a fixed rate on one connection for `seconds`
  * (from h2load's `--log-file`). The first second is dropped as warm-up.

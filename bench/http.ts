@@ -10,13 +10,13 @@
  *   BENCH_CHECKS=50000 BENCH_ROUNDS=5 BENCH_HTTP_CONNECTIONS=32 npm run bench:http
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envoyCheckRequest } from '../src/cli/check.js';
 import { DEMO, startEntraEmulator } from '../src/dev/emulator.js';
 import { grpcCheck, http1Request, median, requireH2load, saturatedRate, type LoadShape, type LoadTarget } from './h2load.js';
-import { table, writeSection } from './report.js';
+import { machine, table, writeSection } from './report.js';
 import { positiveIntEnv } from './env.js';
 import { assertHttpOutcome, assertOutcome, grpcFrame, productConfig, WRITE_PATH, type Expected } from './scenarios.js';
 import { buildServers, startEmptyServer, startProductServer, type ServerProcess } from './servers.js';
@@ -117,10 +117,9 @@ async function main(): Promise<void> {
       const m = median(rates.get(r)!);
       return [r.label, r.mode, `${r.shape.connections} × ${r.shape.streams}`, m.toFixed(0), `${((m / baselines.get(r.mode)!) * 100).toFixed(0)} %`];
     });
-    const mb = (n: number): string => `${(n / 2 ** 20).toFixed(0)} MB`;
     const body = [
-      `Measured by \`npm run bench:http\` ([bench/http.ts](../bench/http.ts), ${new Date().toISOString().slice(0, 10)}) on ${availableParallelism()} cores ` +
-        `(${cpus()[0]?.model ?? 'unknown CPU'}), ${mb(totalmem())} RAM, Node.js ${process.version}, ${h2load}. The load generator, h2load, runs on ` +
+      `Measured by \`npm run bench:http\` ([bench/http.ts](../bench/http.ts), ${new Date().toISOString().slice(0, 10)}) on ${machine()}, ` +
+        `${h2load}. The load generator, h2load, runs on ` +
         `the same cores; the 1-minute load average was ${loadAtStart.toFixed(1)} when the run started.`,
       '',
       'One entra-authz process (`node dist/cli.js serve`, one worker, audit records to stdout redirected to /dev/null) serves both ' +

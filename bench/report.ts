@@ -1,8 +1,9 @@
 /**
- * docs/benchmark.md: the benchmark writes its own section ("## gRPC") and leaves every other
- * section of the file as it is.
+ * docs/benchmark.md: each benchmark writes its own section ("## gRPC", "## Memory") and leaves
+ * every other section of the file as it is.
  */
 import { readFile, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, totalmem } from 'node:os';
 
 const TITLE = '# Benchmarks';
 
@@ -27,4 +28,14 @@ export async function writeSection(file: string, heading: string, body: string):
 export function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
   const align = head.map((_, i) => (i === 0 ? '---' : '---:'));
   return [head, align, ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+/** Bytes as whole mebibytes ("204 MB"). */
+export function mb(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(0)} MB`;
+}
+
+/** The machine a figure was measured on: cores, CPU model, memory and Node.js version. */
+export function machine(): string {
+  return `${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown CPU'}), ${mb(totalmem())} RAM, Node.js ${process.version}`;
 }

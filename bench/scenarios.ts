@@ -18,8 +18,10 @@ export interface ServerSpec {
 
 export interface ServerOptions {
   readonly authority: string;
-  readonly audit?: boolean;
-  readonly tokenCache?: boolean;
+  /** Audit records to stdout (default), off, or appended to a file. */
+  readonly audit?: boolean | { readonly file: string };
+  /** The verified-token cache: off, or sized other than the shipped default. */
+  readonly tokenCache?: false | { readonly maxEntries: number; readonly ttlSeconds: number };
   readonly workers?: number;
   /**
    * Also serve HTTP authorization requests (`server.http`), with a path-matched rule for the 403
@@ -34,6 +36,12 @@ const SHOP = 'spiffe://cluster.local/ns/shop/sa/*';
 /** Paths below this need Orders.Write (with `http`), which the reader token lacks. */
 export const WRITE_PATH = '/orders/new';
 
+function auditConfig(audit: ServerOptions['audit']): unknown {
+  if (audit === false) return { sink: 'off' };
+  if (audit === true || audit === undefined) return { sink: 'stdout' };
+  return { sink: 'file', file: audit.file };
+}
+
 /** The product's configuration for one server; everything not named here is the shipped default. */
 export function productConfig(o: ServerOptions): unknown {
   return {
@@ -46,7 +54,7 @@ export function productConfig(o: ServerOptions): unknown {
       authority: o.authority,
       tenants: [DEMO.tenantId],
       audiences: [DEMO.api.appId],
-      ...(o.tokenCache === false ? { tokenCache: { maxEntries: 0 } } : {}),
+      ...(o.tokenCache === false ? { tokenCache: { maxEntries: 0 } } : o.tokenCache ? { tokenCache: o.tokenCache } : {}),
     },
     ...(o.peer ? { peer: { caBundleFile: o.peer.caBundleFile, xfcc: { trusted: true, proxies: [FRONT_PROXY_SPIFFE] } } } : {}),
     rules: [
@@ -55,7 +63,7 @@ export function productConfig(o: ServerOptions): unknown {
       ...(o.http ? [{ name: 'orders-new', match: { paths: [{ prefix: WRITE_PATH }] }, require: { roles: { anyOf: ['Orders.Write'] } } }] : []),
       { name: 'orders-read', require: { roles: { anyOf: ['Orders.Read'] } } },
     ],
-    telemetry: { admin: { listen: '127.0.0.1:0' }, audit: { sink: o.audit === false ? 'off' : 'stdout' } },
+    telemetry: { admin: { listen: '127.0.0.1:0' }, audit: auditConfig(o.audit) },
   };
 }
 

@@ -39,6 +39,8 @@ export interface ServerProcess {
   /** host:port of the HTTP authorization listener, when the configuration sets `server.http`. */
   readonly httpAddress?: string;
   readonly pid: number;
+  /** Base URL of the admin endpoints (/readyz, /metrics); the product server only. */
+  readonly admin?: string;
   stop(): Promise<void>;
 }
 
@@ -128,7 +130,7 @@ export async function startProductServer(name: string, config: unknown, dir: str
   child.stderr!.resume();
   for (let i = 0; i < 500; i++) {
     const ready = await fetch(`${found.admin}/readyz`).then((r) => r.ok, () => false);
-    if (ready) return { name, address: found.address!, ...(found.httpAddress ? { httpAddress: found.httpAddress } : {}), pid: child.pid!, stop };
+    if (ready) return { name, address: found.address!, ...(found.httpAddress ? { httpAddress: found.httpAddress } : {}), pid: child.pid!, admin: found.admin!, stop };
     await new Promise((r) => setTimeout(r, 20));
   }
   await stop();
@@ -153,4 +155,20 @@ export async function residentMemory(pid: number): Promise<{ rss: number; peak: 
     peak += Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
   }
   return { rss, peak };
+}
+
+/**
+ * The sum of every series of the Prometheus metric `name` on the server's /metrics whose labels
+ * include all of `labels` (0 when there is none).
+ */
+export async function metricValue(admin: string, name: string, labels: Readonly<Record<string, string>> = {}): Promise<number> {
+  const text = await fetch(`${admin}/metrics`).then((r) => r.text());
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const series = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (series?.[1] !== name || !wanted.every((w) => (series[2] ?? '').includes(w))) continue;
+    sum += Number(series[3]);
+  }
+  return sum;
 }

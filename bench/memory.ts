@@ -1,0 +1,241 @@
+/**
+ * `npm run bench:memory`: whether entra-authz's memory stays bounded, measured on the real server
+ * (one worker process, audit on). Memory does not depend on CPU speed, so these figures hold on a
+ * busy machine too. Writes the "Memory" section of docs/benchmark.md.
+ *
+ * 1. Steady over many decisions: cache-hit allows from h2load, the resident set (VmRSS) read after
+ *    every BENCH_MEMORY_CHECKS / BENCH_MEMORY_SAMPLES of them; once with audit records to stdout
+ *    (/dev/null) and once to a file, whose writes are what the bounded audit buffer waits on.
+ * 2. Many cached tokens: BENCH_MEMORY_TOKENS distinct valid tokens, each sent once, with the
+ *    verified-token cache raised to hold them all.
+ *
+ *   npm run bench:memory
+ *   BENCH_MEMORY_CHECKS=100000 BENCH_MEMORY_TOKENS=10000 npm run bench:memory
+ */
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { envoyCheckRequest } from '../src/cli/check.js';
+import { DEMO, startEntraEmulator, type EntraEmulator } from '../src/dev/emulator.js';
+import { sendDistinctAllows } from './distinct-checks.js';
+import { positiveIntEnv } from './env.js';
+import { grpcCheck, requireH2load, sendChecks, type LoadShape } from './h2load.js';
+import { machine, mb, table, writeSection } from './report.js';
+import { assertOutcome, grpcFrame, productConfig, type ServerOptions } from './scenarios.js';
+import { buildServers, metricValue, residentMemory, startProductServer, type ServerProcess } from './servers.js';
+
+const CHECKS = positiveIntEnv('BENCH_MEMORY_CHECKS', 1_000_000);
+const SAMPLES = positiveIntEnv('BENCH_MEMORY_SAMPLES', 50);
+const TOKENS = positiveIntEnv('BENCH_MEMORY_TOKENS', 100_000);
+/** Checks in flight while the distinct tokens are sent (as many as h2load's one connection × 64). */
+const TOKENS_IN_FLIGHT = 64;
+/** As Envoy connects: one connection per worker thread. */
+const LOAD: LoadShape = { connections: 4, streams: 16 };
+/** The first part of the decisions, while caches fill and the heap finds its size, is left out of the slope. */
+const WARM_UP = 0.2;
+/** Fitted growth after warm-up below which RSS counts as steady (a leak of 10 bytes per decision would pass 8 MB over 800k). */
+const STEADY_BYTES = 10 * 2 ** 20;
+const TARGET_BYTES = 250 * 2 ** 20;
+const TOKEN_CACHE_TTL_SECONDS = 3600;
+const REPORT = fileURLToPath(new URL('../docs/benchmark.md', import.meta.url));
+const ORDERS_PATH = '/orders/42';
+
+const metric = {
+  decisions: 'entra_authz_decisions_total',
+  cacheLookups: 'entra_authz_token_cache_lookups_total',
+  auditDropped: 'entra_authz_audit_records_dropped_total',
+} as const;
+
+interface Sample {
+  /** Checks this benchmark had sent when the sample was taken. */
+  readonly sent: number;
+  /** The server's own count of decisions (from /metrics). */
+  readonly decisions: number;
+  readonly rss: number;
+}
+
+interface Series {
+  readonly samples: readonly Sample[];
+  readonly peak: number;
+  readonly auditDropped: number;
+  readonly cacheMisses: number;
+}
+
+function reader(emulator: EntraEmulator): Promise<string> {
+  return emulator.issueToken({ appId: DEMO.clients.reader.clientId, expiresInSeconds: 86_400 });
+}
+
+async function sample(server: ServerProcess, sent: number): Promise<Sample> {
+  const [{ rss }, decisions] = await Promise.all([residentMemory(server.pid), metricValue(server.admin!, metric.decisions)]);
+  return { sent, decisions, rss };
+}
+
+/** Starts a server, checks that `token` is allowed, runs `measure`, and always stops the server. */
+async function withServer<T>(name: string, options: ServerOptions, dir: string, token: string, measure: (server: ServerProcess) => Promise<T>): Promise<T> {
+  const server = await startProductServer(name, productConfig(options), dir);
+  try {
+    await assertOutcome(server.address, envoyCheckRequest({ token, path: ORDERS_PATH }), { kind: 'allow' }, name);
+    return await measure(server);
+  } finally {
+    await server.stop();
+  }
+}
+
+/** CHECKS cache-hit allows of one token in SAMPLES steps, RSS read after each. */
+async function cacheHitSeries(server: ServerProcess, bodyFile: string): Promise<Series> {
+  const samples = [await sample(server, 0)];
+  const step = Math.ceil(CHECKS / SAMPLES);
+  for (let sent = 0; sent < CHECKS; ) {
+    const n = Math.min(step, CHECKS - sent);
+    await sendChecks(grpcCheck(server.address, bodyFile), LOAD, n);
+    sent += n;
+    samples.push(await sample(server, sent));
+    process.stderr.write(`  ${sent} checks, RSS ${mb(samples.at(-1)!.rss)}\n`);
+  }
+  const admin = server.admin!;
+  return {
+    samples,
+    peak: (await residentMemory(server.pid)).peak,
+    auditDropped: await metricValue(admin, metric.auditDropped),
+    cacheMisses: await metricValue(admin, metric.cacheLookups, { result: 'miss' }),
+  };
+}
+
+/** TOKENS distinct tokens, each sent once, in ten steps with RSS read after each. */
+async function distinctTokenSeries(server: ServerProcess, emulator: EntraEmulator): Promise<Series & { readonly oldestStillCached: boolean }> {
+  const admin = server.admin!;
+  const missesBefore = await metricValue(admin, metric.cacheLookups, { result: 'miss' });
+  const first = await reader(emulator);
+  const frame = async (i: number): Promise<Buffer> => grpcFrame(envoyCheckRequest({ token: i === 0 ? first : await reader(emulator), path: ORDERS_PATH }));
+  const samples = [await sample(server, 0)];
+  const step = Math.ceil(TOKENS / 10);
+  for (let sent = 0; sent < TOKENS; ) {
+    const n = Math.min(step, TOKENS - sent);
+    const offset = sent;
+    await sendDistinctAllows(server.address, n, (i) => frame(offset + i), TOKENS_IN_FLIGHT);
+    sent += n;
+    samples.push(await sample(server, sent));
+    process.stderr.write(`  ${sent} tokens, RSS ${mb(samples.at(-1)!.rss)}\n`);
+  }
+  const cacheMisses = (await metricValue(admin, metric.cacheLookups, { result: 'miss' })) - missesBefore;
+  const peak = (await residentMemory(server.pid)).peak;
+  // The least recently used token is the first to go: a hit on it means every token is still cached.
+  const hitsBefore = await metricValue(admin, metric.cacheLookups, { result: 'hit' });
+  await assertOutcome(server.address, envoyCheckRequest({ token: first, path: ORDERS_PATH }), { kind: 'allow' }, 'oldest token');
+  const oldestStillCached = (await metricValue(admin, metric.cacheLookups, { result: 'hit' })) === hitsBefore + 1;
+  return { samples, peak, auditDropped: await metricValue(admin, metric.auditDropped), cacheMisses, oldestStillCached };
+}
+
+/** Least-squares growth of RSS per decision over the samples after warm-up, and across them. */
+function growthAfterWarmUp(samples: readonly Sample[]): { perDecision: number; across: number; from: Sample; to: Sample } {
+  const after = samples.filter((s) => s.sent >= WARM_UP * CHECKS);
+  const n = after.length;
+  const mx = after.reduce((a, s) => a + s.sent, 0) / n;
+  const my = after.reduce((a, s) => a + s.rss, 0) / n;
+  const sxx = after.reduce((a, s) => a + (s.sent - mx) ** 2, 0);
+  const perDecision = sxx === 0 ? 0 : after.reduce((a, s) => a + (s.sent - mx) * (s.rss - my), 0) / sxx;
+  const from = after[0]!;
+  const to = after.at(-1)!;
+  return { perDecision, across: perDecision * (to.sent - from.sent), from, to };
+}
+
+/** The sample nearest each tenth of `total` (start, 10 %, …, end). */
+function tenths(samples: readonly Sample[], total: number): Sample[] {
+  return Array.from({ length: 11 }, (_, k) =>
+    samples.reduce((best, s) => (Math.abs(s.sent - (k * total) / 10) < Math.abs(best.sent - (k * total) / 10) ? s : best)),
+  );
+}
+
+const met = (ok: boolean): string => (ok ? '**met**' : '**not met**');
+const count = (n: number): string => n.toLocaleString('en-US');
+
+function steadyLine(what: string, series: Series): string {
+  const g = growthAfterWarmUp(series.samples);
+  return (
+    `- RSS steady over ${count(CHECKS)} cache-hit decisions, ${what}: ${mb(g.from.rss)} after warm-up → ${mb(g.to.rss)} at the end, ` +
+    `fitted slope ${g.perDecision.toFixed(2)} bytes per decision (${(g.across / 2 ** 20).toFixed(1)} MB over the last ` +
+    `${count(g.to.sent - g.from.sent)}) — ${met(g.across < STEADY_BYTES)}.`
+  );
+}
+
+async function main(): Promise<void> {
+  const h2load = await requireH2load();
+  const loadAtStart = loadavg()[0] ?? 0;
+  process.stderr.write('compiling the server…\n');
+  await buildServers();
+  const dir = await mkdtemp(join(tmpdir(), 'entra-authz-membench-'));
+  const emulator = await startEntraEmulator();
+  try {
+    const token = await reader(emulator);
+    const bodyFile = join(dir, 'allow.bin');
+    await writeFile(bodyFile, grpcFrame(envoyCheckRequest({ token, path: ORDERS_PATH })));
+    const base: ServerOptions = { authority: emulator.url, workers: 1 };
+    const auditFile = join(dir, 'audit.jsonl');
+
+    process.stderr.write(`${count(CHECKS)} cache-hit checks, audit to stdout\n`);
+    const toStdout = await withServer('memory-stdout', base, dir, token, (s) => cacheHitSeries(s, bodyFile));
+    process.stderr.write(`${count(CHECKS)} cache-hit checks, audit to a file\n`);
+    const toFile = await withServer('memory-file', { ...base, audit: { file: auditFile } }, dir, token, (s) => cacheHitSeries(s, bodyFile));
+    const auditFileBytes = (await stat(auditFile)).size;
+    await rm(auditFile);
+    process.stderr.write(`${count(TOKENS)} distinct tokens\n`);
+    const tokenCache = { maxEntries: TOKENS, ttlSeconds: TOKEN_CACHE_TTL_SECONDS };
+    const distinct = await withServer('memory-tokens', { ...base, tokenCache }, dir, token, (s) => distinctTokenSeries(s, emulator));
+
+    for (const [what, series] of [['audit to stdout', toStdout], ['audit to a file', toFile]] as const) {
+      if (series.cacheMisses > 1) throw new Error(`${what}: ${series.cacheMisses} token cache misses; the series must be cache hits`);
+    }
+    if (distinct.cacheMisses !== TOKENS) throw new Error(`distinct tokens: ${distinct.cacheMisses} cache misses for ${TOKENS} tokens`);
+
+    const stdoutTenths = tenths(toStdout.samples, CHECKS);
+    const fileTenths = tenths(toFile.samples, CHECKS);
+    const seriesRows = stdoutTenths.map((s, k) => [`${k * 10} %`, count(s.sent), mb(s.rss), mb(fileTenths[k]!.rss)]);
+    const tokenRows = tenths(distinct.samples, TOKENS).map((s) => [count(s.sent), mb(s.rss)]);
+    const finalRss = distinct.samples.at(-1)!.rss;
+
+    const body = [
+      `Measured by \`npm run bench:memory\` ([bench/memory.ts](../bench/memory.ts), ${new Date().toISOString().slice(0, 10)}) on ${machine()}, ${h2load}; ` +
+        `the 1-minute load average was ${loadAtStart.toFixed(1)} when the run started (memory figures do not depend on CPU speed).`,
+      '',
+      `Each server is \`node dist/cli.js serve\` with one worker (\`server.workers: 1\`) and the shipped defaults unless said otherwise, ` +
+        `alone on the machine's memory: one server at a time. RSS is the process's VmRSS from /proc, read between rounds of load; ` +
+        `peak is its VmHWM. Every check is answered and counted by the server (entra_authz_decisions_total).`,
+      '',
+      steadyLine('audit to stdout (/dev/null)', toStdout),
+      steadyLine('audit to a file', toFile),
+      `- ${count(TOKENS)} distinct cached tokens: RSS ${mb(finalRss)}, peak ${mb(distinct.peak)}, against ≤ ${mb(TARGET_BYTES)} per process — ` +
+        `${met(Math.max(finalRss, distinct.peak) <= TARGET_BYTES)}.`,
+      '',
+      `### Steady over ${count(CHECKS)} decisions`,
+      '',
+      `h2load, ${LOAD.connections} connections × ${LOAD.streams} streams, sends one reader token (a verified-token cache hit, allowed) ` +
+        `in ${SAMPLES} rounds of ${count(Math.ceil(CHECKS / SAMPLES))} checks; RSS is read after each round. ` +
+        `The slope is a least-squares fit over the rounds after the first ${WARM_UP * 100} % (warm-up); ` +
+        `RSS counts as steady when the fitted growth after warm-up stays below ${mb(STEADY_BYTES)}.`,
+      '',
+      table(['point of the run', 'checks sent', 'RSS, audit to stdout', 'RSS, audit to a file'], seriesRows),
+      '',
+      `Peak RSS: ${mb(toStdout.peak)} (stdout), ${mb(toFile.peak)} (file). ` +
+        `The audit file grew to ${mb(auditFileBytes)}; audit records dropped (\`telemetry.audit.maxBufferBytes\`, default 16 MB): ` +
+        `${count(toStdout.auditDropped)} (stdout), ${count(toFile.auditDropped)} (file).`,
+      '',
+      `### ${count(TOKENS)} distinct cached tokens`,
+      '',
+      `${count(TOKENS)} valid tokens, each different (minted by the Entra emulator and sent once by a node:http2 client with ` +
+        `${TOKENS_IN_FLIGHT} checks in flight, every answer checked to be an allow), audit to stdout. For this row ` +
+        `\`entra.tokenCache.maxEntries\` is set to ${count(TOKENS)} (default 10,000) and \`ttlSeconds\` to ` +
+        `${TOKEN_CACHE_TTL_SECONDS} (default 300) so that no entry is evicted or expires during the run: the server counted ${count(distinct.cacheMisses)} ` +
+        `cache misses (one verification per token), and the first token sent was still ${distinct.oldestStillCached ? 'a cache hit' : 'NOT a cache hit'} at the end.`,
+      '',
+      table(['tokens sent', 'RSS'], tokenRows),
+    ].join('\n');
+    await writeSection(REPORT, 'Memory', body);
+    console.log(body);
+  } finally {
+    await emulator.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
