@@ -26,7 +26,7 @@ import { assertOutcome, grpcFrame, productConfig, type ServerOptions } from './s
 import { buildServers, metricValue, residentMemory, startProductServer, type ServerProcess } from './servers.js';
 
 const CHECKS = positiveIntEnv('BENCH_MEMORY_CHECKS', 1_000_000);
-const SAMPLES = positiveIntEnv('BENCH_MEMORY_SAMPLES', 50);
+const SAMPLES = positiveIntEnv('BENCH_MEMORY_SAMPLES', 100);
 const TOKENS = positiveIntEnv('BENCH_MEMORY_TOKENS', 100_000);
 /** Checks in flight while the distinct tokens are sent (as many as h2load's one connection × 64). */
 const TOKENS_IN_FLIGHT = 64;
