@@ -185,12 +185,14 @@ async function main(): Promise<void> {
 
     for (const [what, series] of [['audit to stdout', toStdout], ['audit to a file', toFile]] as const) {
       if (series.cacheMisses > 1) throw new Error(`${what}: ${series.cacheMisses} token cache misses; the series must be cache hits`);
+      const decided = series.samples.at(-1)!.decisions;
+      if (decided < CHECKS) throw new Error(`${what}: the server counted ${decided} decisions for ${CHECKS} checks`);
     }
     if (distinct.cacheMisses !== TOKENS) throw new Error(`distinct tokens: ${distinct.cacheMisses} cache misses for ${TOKENS} tokens`);
 
     const stdoutTenths = tenths(toStdout.samples, CHECKS);
     const fileTenths = tenths(toFile.samples, CHECKS);
-    const seriesRows = stdoutTenths.map((s, k) => [`${k * 10} %`, count(s.sent), mb(s.rss), mb(fileTenths[k]!.rss)]);
+    const seriesRows = stdoutTenths.map((s, k) => [`${k * 10} %`, count(s.decisions), mb(s.rss), mb(fileTenths[k]!.rss)]);
     const tokenRows = tenths(distinct.samples, TOKENS).map((s) => [count(s.sent), mb(s.rss)]);
     const finalRss = distinct.samples.at(-1)!.rss;
 
@@ -214,7 +216,7 @@ async function main(): Promise<void> {
         `The slope is a least-squares fit over the rounds after the first ${WARM_UP * 100} % (warm-up); ` +
         `RSS counts as steady when the fitted growth after warm-up stays below ${mb(STEADY_BYTES)}.`,
       '',
-      table(['point of the run', 'checks sent', 'RSS, audit to stdout', 'RSS, audit to a file'], seriesRows),
+      table(['point of the run', 'decisions (server count)', 'RSS, audit to stdout', 'RSS, audit to a file'], seriesRows),
       '',
       `Peak RSS: ${mb(toStdout.peak)} (stdout), ${mb(toFile.peak)} (file). ` +
         `The audit file grew to ${mb(auditFileBytes)}; audit records dropped (\`telemetry.audit.maxBufferBytes\`, default 16 MB): ` +
