@@ -80,9 +80,12 @@ export async function saturatedRate(target: LoadTarget, shape: LoadShape, checks
   return rateFromOutput(stdout, target.status);
 }
 
-/** Sends exactly `checks` requests, as fast as the server answers (no warm-up); resolves with the rate. */
-export async function sendChecks(target: LoadTarget, shape: LoadShape, checks: number): Promise<number> {
-  const { stdout } = await run('h2load', ['-n', String(checks), ...args(target, shape)]);
+/**
+ * Sends exactly `checks` requests, as fast as the server answers (no warm-up); resolves with the
+ * rate. `signal` stops h2load.
+ */
+export async function sendChecks(target: LoadTarget, shape: LoadShape, checks: number, signal?: AbortSignal): Promise<number> {
+  const { stdout } = await run('h2load', ['-n', String(checks), ...args(target, shape)], { signal });
   return rateFromOutput(stdout, target.status);
 }
 

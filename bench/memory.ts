@@ -18,11 +18,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envoyCheckRequest } from '../src/cli/check.js';
 import { DEMO, startEntraEmulator, type EntraEmulator } from '../src/dev/emulator.js';
+import { withDeadline } from './deadline.js';
 import { sendDistinctAllows } from './distinct-checks.js';
 import { positiveIntEnv } from './env.js';
 import { grpcCheck, requireH2load, sendChecks, type LoadShape } from './h2load.js';
 import { machine, mb, table, writeSection } from './report.js';
-import { assertOutcome, grpcFrame, productConfig, type ServerOptions } from './scenarios.js';
+import { assertOutcome, grpcFrame, grpcFramer, productConfig, type ServerOptions } from './scenarios.js';
 import { buildServers, metricValue, residentMemory, startProductServer, type ServerProcess } from './servers.js';
 
 const CHECKS = positiveIntEnv('BENCH_MEMORY_CHECKS', 1_000_000);
@@ -38,6 +39,13 @@ const WARM_UP = 0.2;
 const STEADY_BYTES = 10 * 2 ** 20;
 const TARGET_BYTES = 250 * 2 ** 20;
 const TOKEN_CACHE_TTL_SECONDS = 3600;
+/**
+ * Each phase must finish within a minute plus the time it would take at these rates (far below
+ * what any machine manages), else the run fails instead of waiting for ever.
+ */
+const SLOWEST_CACHE_HITS_PER_SECOND = 1_000;
+const SLOWEST_NEW_TOKENS_PER_SECOND = 200;
+const deadlineMs = (n: number, perSecond: number): number => (60 + n / perSecond) * 1000;
 const REPORT = fileURLToPath(new URL('../docs/benchmark.md', import.meta.url));
 const ORDERS_PATH = '/orders/42';
 
@@ -71,24 +79,34 @@ async function sample(server: ServerProcess, sent: number): Promise<Sample> {
   return { sent, decisions, rss };
 }
 
-/** Starts a server, checks that `token` is allowed, runs `measure`, and always stops the server. */
-async function withServer<T>(name: string, options: ServerOptions, dir: string, token: string, measure: (server: ServerProcess) => Promise<T>): Promise<T> {
+/**
+ * Starts a server, checks that `token` is allowed, runs `measure` within `ms`, and always stops
+ * the server.
+ */
+async function withServer<T>(
+  name: string,
+  options: ServerOptions,
+  dir: string,
+  token: string,
+  ms: number,
+  measure: (server: ServerProcess, signal: AbortSignal) => Promise<T>,
+): Promise<T> {
   const server = await startProductServer(name, productConfig(options), dir);
   try {
     await assertOutcome(server.address, envoyCheckRequest({ token, path: ORDERS_PATH }), { kind: 'allow' }, name);
-    return await measure(server);
+    return await withDeadline(`the ${name} phase`, ms, (signal) => measure(server, signal));
   } finally {
     await server.stop();
   }
 }
 
 /** CHECKS cache-hit allows of one token in SAMPLES steps, RSS read after each. */
-async function cacheHitSeries(server: ServerProcess, bodyFile: string): Promise<Series> {
+async function cacheHitSeries(server: ServerProcess, bodyFile: string, signal: AbortSignal): Promise<Series> {
   const samples = [await sample(server, 0)];
   const step = Math.ceil(CHECKS / SAMPLES);
   for (let sent = 0; sent < CHECKS; ) {
     const n = Math.min(step, CHECKS - sent);
-    await sendChecks(grpcCheck(server.address, bodyFile), LOAD, n);
+    await sendChecks(grpcCheck(server.address, bodyFile), LOAD, n, signal);
     sent += n;
     samples.push(await sample(server, sent));
     process.stderr.write(`  ${sent} checks, RSS ${mb(samples.at(-1)!.rss)}\n`);
@@ -103,17 +121,18 @@ async function cacheHitSeries(server: ServerProcess, bodyFile: string): Promise<
 }
 
 /** TOKENS distinct tokens, each sent once, in ten steps with RSS read after each. */
-async function distinctTokenSeries(server: ServerProcess, emulator: EntraEmulator): Promise<Series & { readonly oldestStillCached: boolean }> {
+async function distinctTokenSeries(server: ServerProcess, emulator: EntraEmulator, signal: AbortSignal): Promise<Series & { readonly oldestStillCached: boolean }> {
   const admin = server.admin!;
   const missesBefore = await metricValue(admin, metric.cacheLookups, { result: 'miss' });
   const first = await reader(emulator);
-  const frame = async (i: number): Promise<Buffer> => grpcFrame(envoyCheckRequest({ token: i === 0 ? first : await reader(emulator), path: ORDERS_PATH }));
+  const frameBody = grpcFramer();
+  const frame = async (i: number): Promise<Buffer> => frameBody(envoyCheckRequest({ token: i === 0 ? first : await reader(emulator), path: ORDERS_PATH }));
   const samples = [await sample(server, 0)];
   const step = Math.ceil(TOKENS / 10);
   for (let sent = 0; sent < TOKENS; ) {
     const n = Math.min(step, TOKENS - sent);
     const offset = sent;
-    await sendDistinctAllows(server.address, n, (i) => frame(offset + i), TOKENS_IN_FLIGHT);
+    await sendDistinctAllows(server.address, n, (i) => frame(offset + i), TOKENS_IN_FLIGHT, signal);
     sent += n;
     samples.push(await sample(server, sent));
     process.stderr.write(`  ${sent} tokens, RSS ${mb(samples.at(-1)!.rss)}\n`);
@@ -174,14 +193,16 @@ async function main(): Promise<void> {
     const auditFile = join(dir, 'audit.jsonl');
 
     process.stderr.write(`${count(CHECKS)} cache-hit checks, audit to stdout\n`);
-    const toStdout = await withServer('memory-stdout', base, dir, token, (s) => cacheHitSeries(s, bodyFile));
+    const hitsMs = deadlineMs(CHECKS, SLOWEST_CACHE_HITS_PER_SECOND);
+    const toStdout = await withServer('memory-stdout', base, dir, token, hitsMs, (s, signal) => cacheHitSeries(s, bodyFile, signal));
     process.stderr.write(`${count(CHECKS)} cache-hit checks, audit to a file\n`);
-    const toFile = await withServer('memory-file', { ...base, audit: { file: auditFile } }, dir, token, (s) => cacheHitSeries(s, bodyFile));
+    const toFile = await withServer('memory-file', { ...base, audit: { file: auditFile } }, dir, token, hitsMs, (s, signal) => cacheHitSeries(s, bodyFile, signal));
     const auditFileBytes = (await stat(auditFile)).size;
     await rm(auditFile);
     process.stderr.write(`${count(TOKENS)} distinct tokens\n`);
     const tokenCache = { maxEntries: TOKENS, ttlSeconds: TOKEN_CACHE_TTL_SECONDS };
-    const distinct = await withServer('memory-tokens', { ...base, tokenCache }, dir, token, (s) => distinctTokenSeries(s, emulator));
+    const tokensMs = deadlineMs(TOKENS, SLOWEST_NEW_TOKENS_PER_SECOND);
+    const distinct = await withServer('memory-tokens', { ...base, tokenCache }, dir, token, tokensMs, (s, signal) => distinctTokenSeries(s, emulator, signal));
 
     for (const [what, series] of [['audit to stdout', toStdout], ['audit to a file', toFile]] as const) {
       if (series.cacheMisses > 1) throw new Error(`${what}: ${series.cacheMisses} token cache misses; the series must be cache hits`);
