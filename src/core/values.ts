@@ -13,3 +13,22 @@ export function deepFreeze<T>(value: T): T {
   }
   return value;
 }
+
+/** One frozen empty list, shared by every record that has nothing to list. */
+export const NO_STRINGS: readonly string[] = Object.freeze([]);
+
+/**
+ * A pool of strings that hands back one shared copy of each equal value, so long-lived records
+ * that repeat a value (the same tenant, client or role in thousands of cached identities) hold it
+ * once instead of once per record. Holds at most `maxEntries` values and starts over when full.
+ */
+export function createStringPool(maxEntries: number): (value: string) => string {
+  const pool = new Map<string, string>();
+  return (value) => {
+    const known = pool.get(value);
+    if (known !== undefined) return known;
+    if (pool.size >= maxEntries) pool.clear();
+    pool.set(value, value);
+    return value;
+  };
+}

@@ -5,6 +5,7 @@
  * silently empty, so a rule never reads a malformed claim as "no membership".
  */
 import type { TokenIdentity } from '../../core/identity.js';
+import { NO_STRINGS } from '../../core/values.js';
 
 export type MembershipClaims = Pick<
   TokenIdentity,
@@ -18,9 +19,9 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v ===
 class ClaimShapeError extends Error {}
 
 /** An absent claim is an empty list; anything but an array of strings is refused. */
-function stringList(claims: Record<string, unknown>, name: string, lowerCase = false): string[] {
+function stringList(claims: Record<string, unknown>, name: string, lowerCase = false): readonly string[] {
   const value = claims[name];
-  if (value === undefined) return [];
+  if (value === undefined) return NO_STRINGS;
   if (!Array.isArray(value) || !value.every((v): v is string => typeof v === 'string')) {
     throw new ClaimShapeError(`${name} is not an array of strings`);
   }

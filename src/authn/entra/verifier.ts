@@ -14,7 +14,7 @@ import type { EntraConfig } from '../../config/schema.js';
 import type { TokenIdentity } from '../../core/identity.js';
 import type { ReasonCode } from '../../core/reasons.js';
 import { tokenHash } from '../../core/token-hash.js';
-import { isRecord } from '../../core/values.js';
+import { createStringPool, isRecord, NO_STRINGS } from '../../core/values.js';
 import type { TokenVerifier, VerifyResult } from '../../core/verifier.js';
 import { signingKeysAppIdFor } from './app-keys.js';
 import { readMembershipClaims } from './claims.js';
@@ -77,6 +77,8 @@ type Claims = Record<string, unknown>;
 const MAX_LIFETIME_SECONDS = 24 * 3600;
 /** Longest lifetime of a continuous access evaluation (CAE) token. */
 const CAE_MAX_LIFETIME_SECONDS = 28 * 3600;
+/** Distinct claim values held once across cached identities; the pool starts over beyond this. */
+const SHARED_CLAIM_VALUES = 4096;
 
 /** A deny decided while reading the header and choosing the key. */
 class Deny extends Error {
@@ -125,6 +127,9 @@ function jsonObject(segment: string): Record<string, unknown> | undefined {
 
 export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
   const { config, keys, now } = deps;
+  // Identities outlive the check when the verified-token cache keeps them: claim values that
+  // repeat across tokens (caller, client, tenant, audience, roles) are held once, not per token.
+  const shared = createStringPool(SHARED_CLAIM_VALUES);
   const tenants = new Set(config.tenants.map((t) => t.toLowerCase()));
   const versions = new Set<TokenVersion>(config.tokenVersions);
   const audiences = new Set(config.audiences);
@@ -309,15 +314,15 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
     const identity: TokenIdentity = {
       version: s.version,
       type: idtyp === 'app' || (scp === undefined && oid === sub) ? 'app' : 'user',
-      oid,
-      sub,
-      tid: s.tid,
-      appId,
-      appAuth: typeof acr === 'string' ? acr : typeof acr === 'number' ? String(acr) : undefined,
-      issuer: iss,
-      audience,
-      roles: roleList,
-      scopes,
+      oid: shared(oid),
+      sub: shared(sub),
+      tid: shared(s.tid),
+      appId: shared(appId),
+      appAuth: typeof acr === 'string' ? shared(acr) : typeof acr === 'number' ? shared(String(acr)) : undefined,
+      issuer: s.expectedIssuer, // equal to iss (checked above), and one string for every token of the tenant
+      audience: shared(audience),
+      roles: roleList.length === 0 ? NO_STRINGS : roleList.map(shared),
+      scopes: scopes.length === 0 ? NO_STRINGS : scopes.map(shared),
       ...membership.claims,
       uti: typeof uti === 'string' ? uti : undefined,
       tokenHash: tokenHash(token),
