@@ -8,7 +8,7 @@
  *   BENCH_PROFILE_CHECKS=200000 npm run bench:profile
  */
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envoyCheckRequest } from '../src/cli/check.js';
@@ -16,7 +16,7 @@ import { DEMO, startEntraEmulator } from '../src/dev/emulator.js';
 import { GC, RUNTIME, summarizeProfile, type CpuProfile, type ProfileSummary } from './cpu-profile.js';
 import { positiveIntEnv } from './env.js';
 import { grpcCheck, requireH2load, saturatedRate, type LoadShape } from './h2load.js';
-import { table, writeSection } from './report.js';
+import { machine, table, writeSection } from './report.js';
 import { assertOutcome, grpcFrame, productConfig } from './scenarios.js';
 import { buildServers, startEmptyServer, startProductServer, type ServerProcess } from './servers.js';
 
@@ -141,7 +141,7 @@ async function main(): Promise<void> {
     ];
     const body = [
       `Measured by \`npm run bench:profile\` ([bench/profile.ts](../bench/profile.ts), ${new Date().toISOString().slice(0, 10)}) on ` +
-        `${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Node.js ${process.version}, ${h2load}; ` +
+        `${machine()}, ${h2load}; ` +
         `the 1-minute load average was ${loadAtStart.toFixed(1)} when the run started.`,
       '',
       `Each server ran under V8's sampling profiler (\`node --cpu-prof\`, one sample every ${SAMPLING_MICROS} µs) while h2load sent ` +
