@@ -149,7 +149,7 @@ async function main(): Promise<void> {
         `${WARM_UP_SECONDS} s warm-up): entra-authz with the shipped defaults (audit records to stdout, /dev/null), and the empty ` +
         `grpc-js Check handler. A sample counts for the nearest frame, from the sampled one outwards, that belongs to one of the ` +
         `project's modules or to a package: JSON.stringify in the audit module counts for \`telemetry/audit\`, an http2 write under ` +
-        `grpc-js for \`@grpc/grpc-js\`. Idle time and module loading are left out. Profiling slows both servers alike ` +
+        `grpc-js for \`@grpc/grpc-js\`. Idle time and everything before the first check (start-up, loading signing keys) are left out. Profiling slows both servers alike ` +
         `(${product.rate.toFixed(0)} and ${empty.rate.toFixed(0)} checks/s while profiled).`,
       '',
       table(['owner', 'what it does', 'µs CPU per check, entra-authz', 'µs CPU per check, empty handler'], rows),
