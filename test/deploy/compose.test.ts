@@ -375,6 +375,14 @@ describe('Dockerfile', () => {
     expect(stages.find((s) => s.name === 'build')?.lines.join('\n')).toMatch(/npm run build/);
   });
 
+  it('caps the server\'s heap as the Kubernetes manifest does, so the verified-token cache stays within the memory limit', () => {
+    const server = stages.find((s) => s.name === 'server') as Stage;
+    const heap = (text: string): string | undefined => /--max-old-space-size=(\d+)/.exec(text)?.[1];
+    const image = heap(server.lines.filter((l) => l.startsWith('ENV NODE_OPTIONS=')).join('\n'));
+    expect(image).toBeDefined();
+    expect(image).toBe(heap(readFileSync(repoPath('deploy/kubernetes/deployment.yaml'), 'utf8')));
+  });
+
   it('builds on a pinned release of a supported Node.js LTS line that package.json\'s engines accept', () => {
     const dockerfile = readFileSync(repoPath('Dockerfile'), 'utf8');
     const nodeImage = /^ARG NODE_IMAGE=(\S+)$/m.exec(dockerfile)?.[1] ?? '';
