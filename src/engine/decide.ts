@@ -3,11 +3,12 @@ import type { GroupResolver } from '../authn/entra/graph.js';
 import type { Config } from '../config/schema.js';
 import type { Decision } from '../core/decision.js';
 import type { PeerIdentity, TokenIdentity } from '../core/identity.js';
+import type { MaybePromise } from '../core/maybe-async.js';
 import type { CheckOutcome, PhaseTracer, RequirementOutcome } from '../core/outcome.js';
 import { RPC_FAILURE_REASONS, type ReasonCode } from '../core/reasons.js';
 import { tokenHash } from '../core/token-hash.js';
 import { DEFAULT_REQUEST_LIMITS, type RequestLimits, type RequestView } from '../core/request.js';
-import type { TokenVerifier } from '../core/verifier.js';
+import type { TokenVerifier, VerifyResult } from '../core/verifier.js';
 import { compilePolicy, type CompiledPolicy } from '../policy/compile.js';
 import { checkRequirements, selectRule } from '../policy/evaluate.js';
 import { checkTokenBinding, createPeerResolver, DEFAULT_PEER_SETTINGS } from '../authn/mtls/index.js';
@@ -49,8 +50,11 @@ interface DenyContext {
 export interface Decider {
   /** Limits an adapter normalises requests with (from `server.maxHeaderBytes`). */
   readonly limits: RequestLimits;
-  /** Decides one normalised request. Never throws (the caller still guards). */
-  decide(request: RequestView, tracer?: PhaseTracer): Promise<CheckOutcome>;
+  /**
+   * Decides one normalised request: at once when nothing needs waiting for (a cached token, no
+   * token, no Graph lookup, phases not traced), else as a promise. Never throws (the caller still guards).
+   */
+  decide(request: RequestView, tracer?: PhaseTracer): MaybePromise<CheckOutcome>;
   /** The outcome for a request the adapter could not read: `request_malformed`, dry-run applied. */
   unreadable(detail: string): CheckOutcome;
 }
@@ -87,7 +91,7 @@ export function createDecider(deps: DeciderDeps): Decider {
 
   const unreadable = (detail: string): CheckOutcome => denial(newId(), 'request_malformed', detail, { dryRun: policy.dryRun });
 
-  async function decide(request: RequestView, tracer: PhaseTracer = untraced): Promise<CheckOutcome> {
+  function decide(request: RequestView, tracer: PhaseTracer = untraced): MaybePromise<CheckOutcome> {
     const id = newId();
     let tokenCacheHit: boolean | undefined;
     const deny = (reason: ReasonCode, detail: string, more: DenyContext): CheckOutcome => denial(id, reason, detail, more, tokenCacheHit);
@@ -114,22 +118,48 @@ export function createDecider(deps: DeciderDeps): Decider {
       const p = peer();
       return p.ok ? p.peer : undefined;
     };
+    // Work that needs no waiting runs in place unless its phase becomes a span.
+    const traced = tracer.recording === true;
 
-    let identity: TokenIdentity | undefined;
+    /** The rule's requirements, for the caller as verified (and as Graph completed it). */
+    const evaluate = (identity: TokenIdentity | undefined): MaybePromise<CheckOutcome> => {
+      const ctx = { identity, peer };
+      const judged = (result: ReturnType<typeof checkRequirements>): CheckOutcome => {
+        if (!result.ok) {
+          return deny(result.reason, result.detail, { request, rule: rule.name, dryRun: rule.dryRun, identity, outcomes: result.outcomes, peer: resolvedPeer(), claimsChallenge: result.claimsChallenge });
+        }
+        return {
+          decision: { kind: 'allow', id, reason: 'allowed', detail: `rule ${rule.name}`, rule: rule.name, identity },
+          request,
+          outcomes: result.outcomes,
+          peer: resolvedPeer(),
+          tokenCacheHit,
+        };
+      };
+      return traced ? tracer.phase('policy.evaluate', async () => checkRequirements(rule, ctx)).then(judged) : judged(checkRequirements(rule, ctx));
+    };
+
+    /** Group overage: the token cannot say, so Graph is asked about the groups this rule names. */
+    const withGroups = (identity: TokenIdentity | undefined): MaybePromise<CheckOutcome> => {
+      if (!identity?.groupsOverage || rule.groupIds.length === 0 || groups === undefined) return evaluate(identity);
+      return tracer.phase('policy.evaluate', () => groups.memberOf(identity, rule.groupIds)).then((membership) =>
+        membership.ok
+          ? evaluate({ ...identity, groups: [...membership.memberOf], groupsOverage: false })
+          : deny('group_lookup_failed', membership.detail, { ...at, identity, peer: resolvedPeer() }),
+      );
+    };
+
     const credential = extractToken(request, tokenHeader);
     if (credential.kind === 'none') {
-      if (rule.token === 'required') return deny('token_missing', `no ${tokenHeader} header`, at);
-    } else if (credential.kind === 'invalid') {
-      return deny(credential.reason, credential.detail, at);
-    } else {
-      // Also on peerOnly rules: a credential that is sent must be valid.
-      // A held verification needs no waiting: taken directly unless the phase becomes a span.
-      const verified = (tracer.recording !== true ? verifier.cached?.(credential.token) : undefined) ?? (await tracer.phase('token.verify', () => verifier.verify(credential.token)));
+      return rule.token === 'required' ? deny('token_missing', `no ${tokenHeader} header`, at) : withGroups(undefined);
+    }
+    if (credential.kind === 'invalid') return deny(credential.reason, credential.detail, at);
+
+    // Also on peerOnly rules: a credential that is sent must be valid.
+    const verifiedToken = (verified: VerifyResult): MaybePromise<CheckOutcome> => {
       tokenCacheHit = verified.cacheHit;
-      if (!verified.ok) {
-        return deny(verified.reason, verified.detail, { ...at, rejectedTokenHash: tokenHash(credential.token) });
-      }
-      identity = verified.identity;
+      if (!verified.ok) return deny(verified.reason, verified.detail, { ...at, rejectedTokenHash: tokenHash(credential.token) });
+      const identity = verified.identity;
       // RFC 8705: a bound token (or one sent as MTLS_POP) is checked against the peer's certificate
       // whatever the rule says — never failing open when no certificate is known.
       if (identity.boundCertificateThumbprint !== undefined || credential.scheme === 'mtls_pop') {
@@ -138,28 +168,11 @@ export function createDecider(deps: DeciderDeps): Decider {
         const binding = checkTokenBinding(identity, p.peer, { scheme: credential.scheme });
         if (!binding.ok) return deny(binding.reason, binding.detail, { ...at, identity, peer: p.peer });
       }
-    }
-
-    // Group overage: the token cannot say, so Graph is asked about the groups this rule names.
-    if (identity?.groupsOverage && rule.groupIds.length > 0 && groups !== undefined) {
-      const caller = identity;
-      const membership = await tracer.phase('policy.evaluate', () => groups.memberOf(caller, rule.groupIds));
-      if (!membership.ok) return deny('group_lookup_failed', membership.detail, { ...at, identity, peer: resolvedPeer() });
-      identity = { ...identity, groups: [...membership.memberOf], groupsOverage: false };
-    }
-
-    const ctx = { identity, peer };
-    const result = tracer.recording === true ? await tracer.phase('policy.evaluate', async () => checkRequirements(rule, ctx)) : checkRequirements(rule, ctx);
-    if (!result.ok) {
-      return deny(result.reason, result.detail, { request, rule: rule.name, dryRun: rule.dryRun, identity, outcomes: result.outcomes, peer: resolvedPeer(), claimsChallenge: result.claimsChallenge });
-    }
-    return {
-      decision: { kind: 'allow', id, reason: 'allowed', detail: `rule ${rule.name}`, rule: rule.name, identity },
-      request,
-      outcomes: result.outcomes,
-      peer: resolvedPeer(),
-      tokenCacheHit,
+      return withGroups(identity);
     };
+    // A verification the cache still holds is taken at once.
+    const held = traced ? undefined : verifier.cached?.(credential.token);
+    return held !== undefined ? verifiedToken(held) : tracer.phase('token.verify', () => verifier.verify(credential.token)).then(verifiedToken);
   }
 
   return { limits, decide, unreadable };

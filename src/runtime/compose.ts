@@ -16,6 +16,7 @@ import { createConfigHolder, entraChanged } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
 import type { DenyDecision } from '../core/decision.js';
 import type { PeerIdentity } from '../core/identity.js';
+import type { MaybePromise } from '../core/maybe-async.js';
 import type { CheckOutcome } from '../core/outcome.js';
 import type { CheckMode, NormalizeResult, RequestLimits } from '../core/request.js';
 import { headerStripping, planResponse, type PeerFacts, type ResponsePlan, type ResponseSettings } from '../core/response.js';
@@ -59,10 +60,11 @@ export interface RuntimeSnapshot {
   /** Limits an adapter normalises its requests with. */
   readonly limits: RequestLimits;
   /**
-   * Decides a request the adapter normalised (or could not), records it, and plans the response.
-   * Never rejects: anything unexpected becomes an `internal_error` deny and a log line.
+   * Decides a request the adapter normalised (or could not), records it, and plans the response:
+   * at once when the decision needed no waiting (see `Decider.decide`), else as a promise. Never
+   * throws or rejects: anything unexpected becomes an `internal_error` deny and a log line.
    */
-  check(request: NormalizeResult, via?: CheckVia): Promise<ResponsePlan>;
+  check(request: NormalizeResult, via?: CheckVia): MaybePromise<ResponsePlan>;
 }
 
 /** How a check arrived, for telemetry. */
@@ -202,18 +204,22 @@ export async function createRuntime(config: Config, deps: RuntimeDeps): Promise<
   const snapshotOf = (parts: Parts): RuntimeSnapshot => ({
     config: parts.config,
     limits: parts.decider.limits,
-    async check(request, via: CheckVia = {}) {
+    check(request, via: CheckVia = {}) {
       const started = performance.now();
       const headers = request.ok ? request.request.headers : NO_HEADERS;
       const span = via.http ? checks.startHttpCheckFrom(headers, via.http) : checks.startCheckFrom(headers, via.traceMetadata);
-      try {
-        const outcome: CheckOutcome = request.ok ? await parts.decider.decide(request.request, span) : parts.decider.unreadable(request.detail);
+      const answer = (outcome: CheckOutcome): ResponsePlan => {
         const response = plan(outcome.decision, parts.settings, peerFacts(outcome.peer), outcome.request?.headers.keys());
         const durationMs = performance.now() - started;
         telemetry?.recordDecision({ span, outcome, durationMs, mode: via.mode, httpStatusCode: statusFor(via, response) });
         return response;
+      };
+      const failed = (err: unknown): ResponsePlan => failClosed(err, span, request, parts.settings, started, via);
+      try {
+        const outcome = request.ok ? parts.decider.decide(request.request, span) : parts.decider.unreadable(request.detail);
+        return outcome instanceof Promise ? outcome.then(answer).catch(failed) : answer(outcome);
       } catch (err) {
-        return failClosed(err, span, request, parts.settings, started, via);
+        return failed(err);
       }
     },
   });

@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { envoyCheckRequest } from '../../src/cli/check.js';
 import { planResponse, type ResponseSettings } from '../../src/core/response.js';
 import type { TokenVerifier } from '../../src/core/verifier.js';
+import { createCachingVerifier } from '../../src/cache/token-cache.js';
+import type { CheckOutcome } from '../../src/core/outcome.js';
+import { normalizeCheckRequest, type RequestView } from '../../src/core/request.js';
 import { createDecider } from '../../src/engine/decide.js';
 import { decideCheckRequest } from '../support/decide.js';
 import { APP_A, configWithRules, fakeVerifier, identity } from './fixtures.js';
@@ -211,5 +214,37 @@ describe('the decision flow never throws', () => {
   it.each(junk.map((j, i) => [i, j]))('input #%i', async (_i, raw) => {
     const out = await decide(raw);
     expect(['allow', 'deny', 'unavailable']).toContain(out.decision.kind);
+  });
+});
+
+describe('deciding without waiting', () => {
+  const view = (raw: unknown): RequestView => {
+    const normalized = normalizeCheckRequest(raw);
+    if (!normalized.ok) throw new Error(normalized.detail);
+    return normalized.request;
+  };
+  const cachingDecider = () => {
+    const verifier = createCachingVerifier(fakeVerifier({ reader }), { maxEntries: 10, ttlSeconds: 300, clockSkewSeconds: 60 }, Date.now);
+    return createDecider({ config: configWithRules(RULES, ''), verifier, newId: () => 'id-1' });
+  };
+
+  it('decides at once for a token the cache holds, and waits only for one it has to verify', async () => {
+    const d = cachingDecider();
+    const first = d.decide(view(req('/orders', { token: 'reader' })));
+    expect(first).toBeInstanceOf(Promise);
+    expect((await first).decision).toMatchObject({ kind: 'allow', identity: reader });
+    const again = d.decide(view(req('/orders', { token: 'reader' })));
+    expect(again).not.toBeInstanceOf(Promise);
+    expect((again as CheckOutcome).decision).toMatchObject({ kind: 'allow', identity: reader });
+    expect(d.decide(view(req('/orders')))).not.toBeInstanceOf(Promise);
+  });
+
+  it('goes through the traced phases for a cached token when they become spans', async () => {
+    const d = cachingDecider();
+    await d.decide(view(req('/orders', { token: 'reader' })));
+    const phases: string[] = [];
+    const tracer = { recording: true, phase: <T>(name: string, fn: () => Promise<T>): Promise<T> => (phases.push(name), fn()) };
+    expect((await d.decide(view(req('/orders', { token: 'reader' })), tracer)).decision.kind).toBe('allow');
+    expect(phases).toEqual(['token.verify', 'policy.evaluate']);
   });
 });

@@ -5,5 +5,5 @@ import type { Decider } from '../../src/engine/decide.js';
 /** What an adapter does before deciding: normalise the CheckRequest, then decide (or refuse it). */
 export function decideCheckRequest(decider: Decider, raw: unknown, tracer?: PhaseTracer): Promise<CheckOutcome> {
   const normalized = normalizeCheckRequest(raw, decider.limits);
-  return normalized.ok ? decider.decide(normalized.request, tracer) : Promise.resolve(decider.unreadable(normalized.detail));
+  return Promise.resolve(normalized.ok ? decider.decide(normalized.request, tracer) : decider.unreadable(normalized.detail));
 }

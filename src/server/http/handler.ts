@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { forwardAuthStatus, toForwardAuthAnswer, type ForwardAuthAnswer } from '../../core/forward-auth-response.js';
 import { forwardAuthEndpoint, parseForwardAuthRequest } from '../../core/forward-auth.js';
+import { whenReady } from '../../core/maybe-async.js';
 import { REASONS } from '../../core/reasons.js';
 import type { ResponsePlan } from '../../core/response.js';
 import type { Runtime } from '../../runtime/compose.js';
@@ -75,13 +76,14 @@ export function createHttpHandler(runtime: HttpRuntime, log: Logger) {
         http: { method: req.method ?? '', ...forwardAuthEndpoint(parsed) },
         answerStatus: (plan: ResponsePlan) => forwardAuthStatus(plan, parsed.shape),
       } as const;
-      snapshot.check(parsed, via).then((plan) => {
+      const send = (plan: ResponsePlan): void => {
         try {
           writeAnswer(res, toForwardAuthAnswer(plan, parsed.shape, tokenHeader));
         } catch (err) {
           failed(err);
         }
-      }, failed);
+      };
+      whenReady(snapshot.check(parsed, via), send, failed);
     } catch (err) {
       failed(err);
     }
