@@ -7,18 +7,19 @@
  *   npm run bench
  *   BENCH_CHECKS=50000 BENCH_ROUNDS=5 BENCH_PACED_SECONDS=15 BENCH_WORKERS=4 npm run bench
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envoyCheckRequest } from '../src/cli/check.js';
-import { DEMO, startEntraEmulator } from '../src/dev/emulator.js';
+import { DEMO } from '../src/dev/emulator.js';
 import { createTestPki } from '../test/fixtures/certs.js';
-import { grpcCheck, median, pacedLatencies, percentile, requireH2load, saturatedRate, type LoadShape } from './h2load.js';
+import { grpcCheck, median, pacedLatencies, percentile, saturatedRate, type LoadShape } from './h2load.js';
 import { machine, mb, table, writeSection } from './report.js';
 import { positiveIntEnv } from './env.js';
 import { assertOutcome, grpcFrame, productConfig, requests, type ServerOptions } from './scenarios.js';
-import { buildServers, residentMemory, startEmptyServer, startProductServer, type ServerProcess } from './servers.js';
+import { residentMemory, startEmptyServer, startProductServer, type ServerProcess } from './servers.js';
+import { openBenchSession } from './session.js';
 
 const CHECKS = positiveIntEnv('BENCH_CHECKS', 20_000);
 const ROUNDS = positiveIntEnv('BENCH_ROUNDS', 3);
@@ -37,12 +38,7 @@ interface Row {
 }
 
 async function main(): Promise<void> {
-  const h2load = await requireH2load();
-  const loadAtStart = loadavg()[0] ?? 0;
-  process.stderr.write('compiling the servers…\n');
-  await buildServers();
-  const dir = await mkdtemp(join(tmpdir(), 'entra-authz-bench-'));
-  const emulator = await startEntraEmulator();
+  const { h2load, loadAtStart, dir, emulator, close } = await openBenchSession('bench');
   const pki = await createTestPki();
   const caBundleFile = join(dir, 'client-ca.pem');
   await writeFile(caBundleFile, pki.ca.certPem);
@@ -160,8 +156,7 @@ async function main(): Promise<void> {
     console.log(body);
   } finally {
     await stopAll();
-    await emulator.close();
-    await rm(dir, { recursive: true, force: true });
+    await close();
   }
 }
 

@@ -9,17 +9,17 @@
  *   npm run bench:http
  *   BENCH_CHECKS=50000 BENCH_ROUNDS=5 BENCH_HTTP_CONNECTIONS=32 npm run bench:http
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envoyCheckRequest } from '../src/cli/check.js';
-import { DEMO, startEntraEmulator } from '../src/dev/emulator.js';
-import { grpcCheck, http1Request, median, requireH2load, saturatedRate, type LoadShape, type LoadTarget } from './h2load.js';
+import { DEMO } from '../src/dev/emulator.js';
+import { grpcCheck, http1Request, median, saturatedRate, type LoadShape, type LoadTarget } from './h2load.js';
 import { machine, table, writeSection } from './report.js';
 import { positiveIntEnv } from './env.js';
 import { assertHttpOutcome, assertOutcome, grpcFrame, productConfig, WRITE_PATH, type Expected } from './scenarios.js';
-import { buildServers, startEmptyServer, startProductServer, type ServerProcess } from './servers.js';
+import { startEmptyServer, startProductServer, type ServerProcess } from './servers.js';
+import { openBenchSession } from './session.js';
 
 const CHECKS = positiveIntEnv('BENCH_CHECKS', 20_000);
 const ROUNDS = positiveIntEnv('BENCH_ROUNDS', 3);
@@ -63,12 +63,7 @@ interface Row {
 }
 
 async function main(): Promise<void> {
-  const h2load = await requireH2load();
-  const loadAtStart = loadavg()[0] ?? 0;
-  process.stderr.write('compiling the servers…\n');
-  await buildServers();
-  const dir = await mkdtemp(join(tmpdir(), 'entra-authz-bench-http-'));
-  const emulator = await startEntraEmulator();
+  const { h2load, loadAtStart, dir, emulator, close } = await openBenchSession('bench-http');
   const servers: ServerProcess[] = [];
   try {
     const product = await startProductServer('http', productConfig({ authority: emulator.url, workers: 1, http: true }), dir);
@@ -138,8 +133,7 @@ async function main(): Promise<void> {
     console.log(body);
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
-    await emulator.close();
-    await rm(dir, { recursive: true, force: true });
+    await close();
   }
 }
 

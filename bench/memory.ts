@@ -13,19 +13,19 @@
  *   npm run bench:memory
  *   BENCH_MEMORY_CHECKS=100000 BENCH_MEMORY_TOKENS=10000 npm run bench:memory
  */
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envoyCheckRequest } from '../src/cli/check.js';
-import { DEMO, startEntraEmulator, type EntraEmulator } from '../src/dev/emulator.js';
+import { DEMO, type EntraEmulator } from '../src/dev/emulator.js';
 import { withDeadline } from './deadline.js';
 import { sendDistinctAllows } from './distinct-checks.js';
 import { positiveIntEnv } from './env.js';
-import { grpcCheck, requireH2load, sendChecks, type LoadShape } from './h2load.js';
+import { grpcCheck, sendChecks, type LoadShape } from './h2load.js';
 import { machine, mb, table, writeSection } from './report.js';
 import { assertOutcome, grpcFrame, grpcFramer, productConfig, type ServerOptions } from './scenarios.js';
-import { buildServers, metricValue, residentMemory, startProductServer, type ServerProcess } from './servers.js';
+import { metricValue, residentMemory, startProductServer, type ServerProcess } from './servers.js';
+import { openBenchSession } from './session.js';
 
 const CHECKS = positiveIntEnv('BENCH_MEMORY_CHECKS', 1_000_000);
 const SAMPLES = positiveIntEnv('BENCH_MEMORY_SAMPLES', 100);
@@ -188,12 +188,7 @@ function steadyLine(what: string, series: Series): string {
 }
 
 async function main(): Promise<void> {
-  const h2load = await requireH2load();
-  const loadAtStart = loadavg()[0] ?? 0;
-  process.stderr.write('compiling the server…\n');
-  await buildServers();
-  const dir = await mkdtemp(join(tmpdir(), 'entra-authz-membench-'));
-  const emulator = await startEntraEmulator();
+  const { h2load, loadAtStart, dir, emulator, close } = await openBenchSession('membench');
   try {
     const token = await reader(emulator);
     const bodyFile = join(dir, 'allow.bin');
@@ -296,8 +291,7 @@ async function main(): Promise<void> {
     await writeSection(REPORT, 'Memory', body);
     console.log(body);
   } finally {
-    await emulator.close();
-    await rm(dir, { recursive: true, force: true });
+    await close();
   }
 }
 

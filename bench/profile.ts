@@ -7,18 +7,18 @@
  *   npm run bench:profile
  *   BENCH_PROFILE_CHECKS=200000 npm run bench:profile
  */
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envoyCheckRequest } from '../src/cli/check.js';
-import { DEMO, startEntraEmulator } from '../src/dev/emulator.js';
+import { DEMO } from '../src/dev/emulator.js';
 import { GC, RUNTIME, summarizeProfile, type CpuProfile, type ProfileSummary } from './cpu-profile.js';
 import { positiveIntEnv } from './env.js';
-import { grpcCheck, requireH2load, saturatedRate, type LoadShape } from './h2load.js';
+import { grpcCheck, saturatedRate, type LoadShape } from './h2load.js';
 import { machine, table, writeSection } from './report.js';
 import { assertOutcome, grpcFrame, productConfig } from './scenarios.js';
-import { buildServers, startEmptyServer, startProductServer, type ServerProcess } from './servers.js';
+import { startEmptyServer, startProductServer, type ServerProcess } from './servers.js';
+import { openBenchSession } from './session.js';
 
 const CHECKS = positiveIntEnv('BENCH_PROFILE_CHECKS', 100_000);
 /** h2load's 1 s warm-up also sends checks; they are counted from its rate. */
@@ -107,12 +107,7 @@ async function measure(
 const perCheck = (micros: number, checks: number): string => (micros / checks).toFixed(1);
 
 async function main(): Promise<void> {
-  const h2load = await requireH2load();
-  const loadAtStart = loadavg()[0] ?? 0;
-  process.stderr.write('compiling the servers…\n');
-  await buildServers();
-  const dir = await mkdtemp(join(tmpdir(), 'entra-authz-profile-'));
-  const emulator = await startEntraEmulator();
+  const { h2load, loadAtStart, dir, emulator, close } = await openBenchSession('profile');
   try {
     const token = await emulator.issueToken({ appId: DEMO.clients.reader.clientId, expiresInSeconds: 86_400 });
     const request = envoyCheckRequest({ token, path: '/orders/42' });
@@ -157,8 +152,7 @@ async function main(): Promise<void> {
     await writeSection(REPORT, 'Profile', body);
     console.log(body);
   } finally {
-    await emulator.close();
-    await rm(dir, { recursive: true, force: true });
+    await close();
   }
 }
 
