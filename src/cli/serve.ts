@@ -2,11 +2,12 @@ import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { runPrimary } from '../cluster/primary.js';
 import { runWorker } from '../cluster/worker.js';
-import { ConfigError, parseConfig, readConfigText } from '../config/load.js';
+import { parseConfig, readConfigText } from '../config/load.js';
 import { createConfigWatcher } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
 import { startApp, type RunningApp } from '../runtime/app.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
+import { reportReloadFailure } from '../telemetry/reload-failure.js';
 import { startTelemetry, type Telemetry } from '../telemetry/telemetry.js';
 import { untilSignalled } from './lifecycle.js';
 
@@ -66,10 +67,7 @@ export async function runServe(configPath: string): Promise<number> {
       await telemetry.setAuditConfig(next.telemetry.audit);
       telemetry.metrics.configReload('success');
     },
-    onError: (err, trigger) => {
-      telemetry.metrics.configReload('failure');
-      log.error({ trigger, problems: err instanceof ConfigError ? err.problems : undefined, err: err.message }, 'configuration reload failed; keeping the running configuration');
-    },
+    onError: reportReloadFailure(telemetry.metrics, log),
   });
   // SIGHUP also re-reads the listener's certificates and reopens the audit file (log rotation).
   const onSighup = (): void => {

@@ -9,10 +9,10 @@
 import cluster, { type Worker } from 'node:cluster';
 import { readFile } from 'node:fs/promises';
 import { AggregatorRegistry } from 'prom-client';
-import { ConfigError } from '../config/load.js';
 import { createConfigWatcher } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../telemetry/logger.js';
+import { reportReloadFailure } from '../telemetry/reload-failure.js';
 import { startTelemetry } from '../telemetry/telemetry.js';
 import { isMessage, type PrimaryMessage, type WorkerMessage } from './protocol.js';
 import { answerFetch, createSharedFetch } from './shared-fetch.js';
@@ -176,10 +176,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
       if (failed) throw new Error(`a worker did not apply the configuration: ${failed.error ?? 'no answer'}`);
       telemetry.metrics.configReload('success');
     },
-    onError: (err, trigger) => {
-      telemetry.metrics.configReload('failure');
-      log.error({ trigger, problems: err instanceof ConfigError ? err.problems : undefined, err: err.message }, 'configuration reload failed; keeping the running configuration');
-    },
+    onError: reportReloadFailure(telemetry.metrics, log),
   });
   const onSighup = (): void => {
     telemetry.audit.reopen();
