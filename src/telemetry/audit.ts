@@ -524,11 +524,22 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
     }
     queued += bytes.length;
   };
+  // Handed over at the end of the tick at the latest: a process that exits keeps at most the
+  // records of its last tick from pino's flush at exit.
+  let handOffScheduled = false;
+  const handOffLater = (): void => {
+    handOffScheduled = false;
+    if (!failed && !closed) handOff();
+  };
   const put = (lines: string, records: number): boolean => {
     batch.push(lines);
     batchLength += lines.length;
     batchRecords += records;
     if (batchLength >= batchLimit) handOff();
+    else if (!handOffScheduled) {
+      handOffScheduled = true;
+      setImmediate(handOffLater);
+    }
     return true;
   };
 
