@@ -192,12 +192,14 @@ export function planResponse(decision: Decision, settings: ResponseSettings, pee
     const set = new Set(setHeaders.map(([k]) => k));
     const removeHeaders = Object.values(h).filter((k) => !set.has(k));
     if (settings.dryRunHeader !== undefined) {
-      if (decision.dryRun !== undefined) setHeaders.push([settings.dryRunHeader, decision.dryRun.wouldDeny]);
-      else removeHeaders.push(settings.dryRunHeader);
+      if (decision.dryRun !== undefined) {
+        setHeaders.push([settings.dryRunHeader, decision.dryRun.wouldDeny]);
+        set.add(settings.dryRunHeader);
+      } else removeHeaders.push(settings.dryRunHeader);
     }
     if (settings.removeTokenHeader && decision.identity) removeHeaders.push(settings.tokenHeader);
     const prefixed = prefixedHeaders(settings, requestHeaders);
-    removeHeaders.push(...strippedHeaders(settings, prefixed, new Set(setHeaders.map(([k]) => k))));
+    removeHeaders.push(...strippedHeaders(settings, prefixed, set));
     return {
       kind: 'allow',
       sameAs: nameOf(settings.planScope, decision, peer, prefixed),
