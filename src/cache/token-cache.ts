@@ -32,7 +32,7 @@ export function createCachingVerifier(inner: TokenVerifier, settings: TokenCache
   const verifyOnce = (key: string, token: string, t: number): Promise<VerifyResult> => {
     let pending = inFlight.get(key);
     if (pending !== undefined) return pending;
-    pending = inner.verify(token).then((result) => {
+    pending = Promise.resolve(inner.verify(token)).then((result) => {
       if (result.ok) {
         const until = Math.min(t + settings.ttlSeconds * 1000, result.identity.expiresAt * 1000 + skewMs);
         cache.set(key, { identity: result.identity, until });
@@ -54,11 +54,11 @@ export function createCachingVerifier(inner: TokenVerifier, settings: TokenCache
   };
 
   return {
-    async verify(token): Promise<VerifyResult> {
+    verify(token) {
       const key = tokenHash(token);
       const t = now();
-      return held(key, t) ?? { ...(await verifyOnce(key, token, t)), cacheHit: false };
+      // A hit is answered at once: the check needs no promise, nor a later tick.
+      return held(key, t) ?? verifyOnce(key, token, t).then((result) => ({ ...result, cacheHit: false }));
     },
-    cached: (token) => held(tokenHash(token), now()),
   };
 }

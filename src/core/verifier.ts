@@ -1,4 +1,5 @@
 import type { TokenIdentity } from './identity.js';
+import type { MaybePromise } from './maybe-async.js';
 import type { ReasonCode } from './reasons.js';
 
 /** What verifying one token gave: the identity, or a reason code with an audit-only detail. */
@@ -11,10 +12,6 @@ export type VerifyResult =
  * Implemented by authn/entra, wrapped by the verified-token cache (which sets `cacheHit`).
  */
 export interface TokenVerifier {
-  verify(token: string): Promise<VerifyResult>;
-  /**
-   * The result for a token whose verification is still held (the verified-token cache), without
-   * waiting; undefined when it would take a verification.
-   */
-  cached?(token: string): VerifyResult | undefined;
+  /** At once for a verification still held (the verified-token cache), else when it is done. */
+  verify(token: string): MaybePromise<VerifyResult>;
 }

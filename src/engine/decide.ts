@@ -170,9 +170,9 @@ export function createDecider(deps: DeciderDeps): Decider {
       }
       return withGroups(identity);
     };
-    // A verification the cache still holds is taken at once.
-    const held = traced ? undefined : verifier.cached?.(credential.token);
-    return held !== undefined ? verifiedToken(held) : tracer.phase('token.verify', () => verifier.verify(credential.token)).then(verifiedToken);
+    // A verification the cache still holds comes at once, and is used at once unless the phase is traced.
+    const verification = traced ? tracer.phase('token.verify', async () => verifier.verify(credential.token)) : verifier.verify(credential.token);
+    return verification instanceof Promise ? verification.then(verifiedToken) : verifiedToken(verification);
   }
 
   return { limits, decide, unreadable };

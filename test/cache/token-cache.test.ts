@@ -33,18 +33,19 @@ describe('verified-token cache', () => {
     expect(inner.calls).toBe(1);
   });
 
-  it('answers a held token at once, and nothing for a token never verified, failed or past its time', async () => {
+  it('answers a held token at once, and a token never verified, failed or past its time only after verifying it', async () => {
     let now = T0;
     const inner = countingVerifier({ tok: { ok: true, identity: identity(T0 / 1000 + 3600) } });
     const cached = createCachingVerifier(inner, settings, () => now);
-    expect(cached.cached?.('tok')).toBeUndefined();
+    expect(cached.verify('tok')).toBeInstanceOf(Promise);
     await cached.verify('tok');
-    await cached.verify('bad');
-    expect(cached.cached?.('tok')).toMatchObject({ ok: true, cacheHit: true });
-    expect(cached.cached?.('bad')).toBeUndefined();
+    expect(cached.verify('tok')).toMatchObject({ ok: true, cacheHit: true });
+    expect(cached.verify('bad')).toBeInstanceOf(Promise);
+    expect(await cached.verify('bad')).toMatchObject({ ok: false, cacheHit: false });
     now += 301_000;
-    expect(cached.cached?.('tok')).toBeUndefined();
-    expect(inner.calls).toBe(2);
+    expect(cached.verify('tok')).toBeInstanceOf(Promise);
+    // The unawaited first calls and the ones right after them shared one verification each.
+    expect(inner.calls).toBe(3);
   });
 
   it('re-verifies once the TTL has passed', async () => {
